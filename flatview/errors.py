@@ -1,0 +1,29 @@
+"""The exception hierarchy shared by every flatview package.
+
+Every error the library raises derives from :class:`FlatviewError`, so a VMM can
+catch one type.  Errors that come from the kernel (see ``kvm_backend.errors``)
+additionally carry ``errno`` and the slot or range involved.
+"""
+
+from __future__ import annotations
+
+
+class FlatviewError(Exception):
+    """Base class of every error raised by flatview, listeners and kvm_backend."""
+
+
+class RegionError(FlatviewError, ValueError):
+    """A region mutation or construction was refused; nothing was changed."""
+
+
+class TransactionError(FlatviewError, RuntimeError):
+    """Transactions were misused (commit without begin, mutation during commit)."""
+
+
+class AccessError(FlatviewError):
+    """A guest-physical access through an AddressSpace could not be completed."""
+
+    def __init__(self, message: str, addr: int, size: int) -> None:
+        super().__init__(message)
+        self.addr = addr
+        self.size = size

@@ -1,0 +1,98 @@
+"""FlatRange and FlatView: the rendered, immutable guest-physical map."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+
+import attrs
+
+from flatview.region import MemoryRegion
+
+
+@attrs.frozen(slots=True)
+class FlatRange:
+    """A piece of one region visible at ``[addr, addr + size)``."""
+
+    addr: int
+    size: int
+    region: MemoryRegion
+    offset_in_region: int
+    readonly: bool = False
+    romd_mode: bool = False
+    nonvolatile: bool = False
+    unmergeable: bool = False
+    dirty_log_mask: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.addr + self.size
+
+    def same_mapping(self, other: FlatRange) -> bool:
+        """QEMU's ``flatrange_equal``: everything but the dirty-log mask."""
+        return (
+            self.region is other.region
+            and self.addr == other.addr
+            and self.size == other.size
+            and self.offset_in_region == other.offset_in_region
+            and self.romd_mode == other.romd_mode
+            and self.readonly == other.readonly
+            and self.nonvolatile == other.nonvolatile
+            and self.unmergeable == other.unmergeable
+        )
+
+    def can_merge(self, nxt: FlatRange) -> bool:
+        """QEMU's simplify rule: may ``nxt`` (just after ``self``) be merged into it?"""
+        return (
+            self.end == nxt.addr
+            and self.region is nxt.region
+            and self.offset_in_region + self.size == nxt.offset_in_region
+            and self.dirty_log_mask == nxt.dirty_log_mask
+            and self.romd_mode == nxt.romd_mode
+            and self.readonly == nxt.readonly
+            and self.nonvolatile == nxt.nonvolatile
+            and not self.unmergeable
+            and not nxt.unmergeable
+        )
+
+    def mtree_type(self) -> str:
+        """TYPE as ``info mtree -f`` prints it: ``rom`` for any read-only range."""
+        prefix = "nv-" if self.nonvolatile else ""
+        return prefix + ("rom" if self.readonly else self.region.mtree_type())
+
+
+@attrs.frozen(slots=True)
+class FlatView:
+    """An address-sorted tuple of non-overlapping FlatRanges, looked up with bisect."""
+
+    ranges: tuple[FlatRange, ...] = ()
+    _starts: tuple[int, ...] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_starts", tuple(r.addr for r in self.ranges))
+
+    def __len__(self) -> int:
+        return len(self.ranges)
+
+    def __iter__(self) -> Iterator[FlatRange]:
+        return iter(self.ranges)
+
+    def lookup(self, addr: int) -> FlatRange | None:
+        """The range containing ``addr``, or None in a hole."""
+        i = bisect.bisect_right(self._starts, addr) - 1
+        if i >= 0:
+            r = self.ranges[i]
+            if addr < r.end:
+                return r
+        return None
+
+    def overlapping(self, start: int, end: int) -> tuple[FlatRange, ...]:
+        """Ranges intersecting ``[start, end)``, in address order."""
+        i = max(bisect.bisect_right(self._starts, start) - 1, 0)
+        out = []
+        for r in self.ranges[i:]:
+            if r.addr >= end:
+                break
+            if r.end > start:
+                out.append(r)
+        return tuple(out)

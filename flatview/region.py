@@ -1,0 +1,445 @@
+"""MemoryRegion: the nodes of the memory tree, with QEMU's kinds and mutations.
+
+Regions belong to a :class:`~flatview.system.MemorySystem`, which owns the
+transaction state; every mutation is wrapped in a transaction and marks an update
+pending exactly when QEMU would.  Invalid input raises :class:`RegionError`
+before anything is changed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import attrs
+
+from flatview.errors import RegionError
+from flatview.hostmem import HostMemoryError, RamBlock, page_align_up
+
+if TYPE_CHECKING:
+    from flatview.system import MemorySystem
+
+ADDR_SPACE_END = 2**64
+"""Regions may be up to 2**64 bytes: a root container spans the whole 64-bit space."""
+
+
+class RegionKind(enum.Enum):
+    CONTAINER = "container"
+    RAM = "ram"
+    ROM = "rom"
+    RAM_DEVICE = "ram_device"
+    ROM_DEVICE = "rom_device"
+    MMIO = "mmio"
+    ALIAS = "alias"
+
+
+class DirtyLogClient(enum.IntFlag):
+    """Dirty-log clients, as QEMU's DIRTY_MEMORY_* bits."""
+
+    VGA = 1
+    CODE = 2
+    MIGRATION = 4
+
+    @classmethod
+    def parse(cls, name: str) -> DirtyLogClient:
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            raise RegionError(
+                f"unknown dirty-log client {name!r} (expected vga, code or migration)"
+            ) from None
+
+
+MmioRead = Callable[[int, int], int]
+"""``read(offset, size) -> value`` (little-endian value of ``size`` bytes)."""
+MmioWrite = Callable[[int, int, int], None]
+"""``write(offset, size, value)``."""
+
+
+def _unassigned_read(offset: int, size: int) -> int:
+    return 0
+
+
+def _ignore_write(offset: int, size: int, value: int) -> None:
+    return None
+
+
+@attrs.frozen
+class MmioOps:
+    """Device callbacks for mmio and rom_device regions (accesses of 1..8 bytes)."""
+
+    read: MmioRead = _unassigned_read
+    write: MmioWrite = _ignore_write
+
+
+_RAM_BACKED = frozenset(
+    {RegionKind.RAM, RegionKind.ROM, RegionKind.RAM_DEVICE, RegionKind.ROM_DEVICE}
+)
+_LEAF = frozenset(
+    {RegionKind.RAM, RegionKind.ROM, RegionKind.RAM_DEVICE, RegionKind.ROM_DEVICE, RegionKind.MMIO}
+)
+_MIGRATABLE = frozenset({RegionKind.RAM, RegionKind.ROM, RegionKind.ROM_DEVICE})
+
+
+def _check_size(name: str, size: int) -> None:
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise RegionError(f"region {name!r}: size must be an integer, got {size!r}")
+    if size < 0:
+        raise RegionError(f"region {name!r}: negative size {size}")
+    if size > ADDR_SPACE_END:
+        raise RegionError(f"region {name!r}: size {size:#x} is wider than the 64-bit space")
+
+
+class MemoryRegion:
+    """One node of the memory tree.  Create regions with the ``MemorySystem`` factories."""
+
+    def __init__(
+        self,
+        system: MemorySystem,
+        name: str,
+        kind: RegionKind,
+        size: int,
+        *,
+        ram_block: RamBlock | None = None,
+        ops: MmioOps | None = None,
+        alias_target: MemoryRegion | None = None,
+        alias_offset: int = 0,
+    ) -> None:
+        _check_size(name, size)
+        self.system = system
+        self.name = name
+        self.kind = kind
+        self._size = size
+        self._addr = 0
+        self._priority = 0
+        self._enabled = True
+        self._readonly = kind is RegionKind.ROM
+        self._nonvolatile = False
+        self._unmergeable = False
+        self._romd_mode = kind is RegionKind.ROM_DEVICE
+        self._log_counts: dict[DirtyLogClient, int] = {}
+        self._log_mask = 0
+        self._parent: MemoryRegion | None = None
+        self._subregions: list[MemoryRegion] = []
+        self.ram_block = ram_block
+        self.ops = ops
+        self._alias_target = alias_target
+        self._alias_offset = alias_offset
+        if kind is RegionKind.ALIAS:
+            if alias_target is None:
+                raise RegionError(f"alias {name!r}: no target")
+            if alias_target.system is not system:
+                raise RegionError(
+                    f"alias {name!r}: target {alias_target.name!r} is in another system"
+                )
+            self._check_alias_window(alias_offset, size)
+
+    # -- read-only attributes --------------------------------------------------
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def addr(self) -> int:
+        """Offset inside the parent (QEMU's ``mr->addr``)."""
+        return self._addr
+
+    @property
+    def priority(self) -> int:
+        return self._priority
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @property
+    def readonly(self) -> bool:
+        return self._readonly
+
+    @property
+    def nonvolatile(self) -> bool:
+        return self._nonvolatile
+
+    @property
+    def unmergeable(self) -> bool:
+        return self._unmergeable
+
+    @property
+    def romd_mode(self) -> bool:
+        return self._romd_mode
+
+    @property
+    def parent(self) -> MemoryRegion | None:
+        return self._parent
+
+    @property
+    def subregions(self) -> tuple[MemoryRegion, ...]:
+        """Children in render order: descending priority, newest first among equals."""
+        return tuple(self._subregions)
+
+    @property
+    def alias_target(self) -> MemoryRegion | None:
+        return self._alias_target
+
+    @property
+    def alias_offset(self) -> int:
+        return self._alias_offset
+
+    @property
+    def terminates(self) -> bool:
+        """A leaf that fills the holes its children leave (QEMU's ``terminates``)."""
+        return self.kind in _LEAF
+
+    @property
+    def is_ram(self) -> bool:
+        """RAM, ROM and RAM device regions (QEMU's ``memory_region_is_ram``)."""
+        return self.kind in (RegionKind.RAM, RegionKind.ROM, RegionKind.RAM_DEVICE)
+
+    @property
+    def has_ram_block(self) -> bool:
+        return self.kind in _RAM_BACKED
+
+    @property
+    def log_mask(self) -> int:
+        """The region's own dirty-log bits (without the global migration bit)."""
+        return self._log_mask
+
+    def dirty_log_mask(self) -> int:
+        """Mask a flat range of this region carries (QEMU's get_dirty_log_mask)."""
+        mask = self._log_mask
+        if self.system.global_dirty_log and self.kind in _MIGRATABLE:
+            mask |= DirtyLogClient.MIGRATION
+        return int(mask)
+
+    def mtree_type(self) -> str:
+        """The TYPE column of ``info mtree`` (QEMU's memory_region_type, no ``nv-`` prefix)."""
+        if self.kind is RegionKind.ALIAS:
+            assert self._alias_target is not None
+            return self._alias_target.mtree_type()
+        if self.kind is RegionKind.RAM_DEVICE:
+            return "ramd"
+        if self.kind is RegionKind.ROM_DEVICE and self._romd_mode:
+            return "romd"
+        if self.is_ram:
+            return "rom" if self._readonly else "ram"
+        return "i/o"
+
+    def walk(self) -> Iterator[MemoryRegion]:
+        """This region and its descendants (not alias targets), depth first."""
+        yield self
+        for child in self._subregions:
+            yield from child.walk()
+
+    def absolute_addr(self) -> int:
+        """Address relative to the root of the tree this region hangs in."""
+        addr, mr = 0, self
+        while mr is not None:
+            addr += mr._addr
+            mr = mr._parent  # type: ignore[assignment]
+        return addr
+
+    # -- validation helpers ----------------------------------------------------
+    def _check_alias_window(self, offset: int, size: int) -> None:
+        target = self._alias_target
+        assert target is not None
+        if offset < 0:
+            raise RegionError(f"alias {self.name!r}: negative offset {offset}")
+        if offset + size > target.size:
+            raise RegionError(
+                f"alias {self.name!r}: window [{offset:#x}, {offset + size:#x}) runs past the end "
+                f"of target {target.name!r} (size {target.size:#x})"
+            )
+
+    def _reaches(self, other: MemoryRegion) -> bool:
+        """True if rendering ``self`` can reach ``other`` (through children or aliases)."""
+        seen: set[int] = set()
+        stack: list[MemoryRegion] = [self]
+        while stack:
+            mr = stack.pop()
+            if mr is other:
+                return True
+            if id(mr) in seen:
+                continue
+            seen.add(id(mr))
+            stack.extend(mr._subregions)
+            if mr._alias_target is not None:
+                stack.append(mr._alias_target)
+        return False
+
+    def _check_fits(self, offset: int, size: int, what: str) -> None:
+        if not isinstance(offset, int) or offset < 0 or offset >= ADDR_SPACE_END:
+            raise RegionError(f"{what}: offset {offset!r} outside the 64-bit space")
+        if offset + size > ADDR_SPACE_END:
+            raise RegionError(f"{what}: [{offset:#x}, +{size:#x}) is wider than the 64-bit space")
+
+    # -- tree mutations --------------------------------------------------------
+    def add_subregion(self, offset: int, child: MemoryRegion, priority: int = 0) -> None:
+        """Map ``child`` at ``offset`` inside this region (QEMU's add_subregion_overlap)."""
+        where = f"add_subregion({self.name!r}, {offset!r}, {child.name!r})"
+        if child.system is not self.system:
+            raise RegionError(f"{where}: regions belong to different systems")
+        if child._parent is not None:
+            raise RegionError(f"{where}: {child.name!r} already has parent {child._parent.name!r}")
+        if self.kind is RegionKind.ALIAS:
+            raise RegionError(f"{where}: an alias cannot have subregions")
+        if child is self or child._reaches(self):
+            raise RegionError(f"{where}: would create a cycle")
+        if not isinstance(priority, int):
+            raise RegionError(f"{where}: priority must be an integer")
+        self._check_fits(offset, child.size, where)
+        self.system._check_mutable(where)
+        with self.system.transaction():
+            child._priority = priority
+            child._addr = offset
+            self._insert_child(child)
+            if self._enabled and child._enabled:
+                self.system._mark_pending()
+
+    def _insert_child(self, child: MemoryRegion) -> None:
+        child._parent = self
+        for i, other in enumerate(self._subregions):
+            if child._priority >= other._priority:
+                self._subregions.insert(i, child)
+                return
+        self._subregions.append(child)
+
+    def del_subregion(self, child: MemoryRegion) -> None:
+        where = f"del_subregion({self.name!r}, {child.name!r})"
+        if child._parent is not self:
+            raise RegionError(f"{where}: {child.name!r} is not a subregion of {self.name!r}")
+        self.system._check_mutable(where)
+        with self.system.transaction():
+            self._subregions.remove(child)
+            child._parent = None
+            if self._enabled and child._enabled:
+                self.system._mark_pending()
+
+    def set_address(self, addr: int) -> None:
+        """Move inside the parent: a delete plus a re-add, so it becomes the newest sibling."""
+        where = f"set_address({self.name!r}, {addr!r})"
+        self._check_fits(addr, self._size, where)
+        if addr == self._addr:
+            return
+        parent = self._parent
+        if parent is None:
+            self._addr = addr
+            return
+        self.system._check_mutable(where)
+        with self.system.transaction():
+            parent.del_subregion(self)
+            self._addr = addr
+            parent._insert_child(self)
+            if parent._enabled and self._enabled:
+                self.system._mark_pending()
+
+    # -- attribute mutations ---------------------------------------------------
+    def _set_flag(self, attr: str, value: bool, what: str) -> None:
+        value = bool(value)
+        if getattr(self, attr) == value:
+            return
+        self.system._check_mutable(f"{what}({self.name!r})")
+        with self.system.transaction():
+            setattr(self, attr, value)
+            if self._enabled:
+                self.system._mark_pending()
+
+    def set_enabled(self, enabled: bool) -> None:
+        enabled = bool(enabled)
+        if enabled == self._enabled:
+            return
+        self.system._check_mutable(f"set_enabled({self.name!r})")
+        with self.system.transaction():
+            self._enabled = enabled
+            self.system._mark_pending()
+
+    def set_readonly(self, readonly: bool) -> None:
+        self._set_flag("_readonly", readonly, "set_readonly")
+
+    def set_nonvolatile(self, nonvolatile: bool) -> None:
+        self._set_flag("_nonvolatile", nonvolatile, "set_nonvolatile")
+
+    def set_unmergeable(self, unmergeable: bool) -> None:
+        self._set_flag("_unmergeable", unmergeable, "set_unmergeable")
+
+    def set_romd(self, romd: bool) -> None:
+        if self.kind is not RegionKind.ROM_DEVICE:
+            raise RegionError(f"set_romd({self.name!r}): only a rom_device has a romd mode")
+        self._set_flag("_romd_mode", romd, "set_romd")
+
+    def set_size(self, size: int) -> None:
+        """Change the size.  RAM-backed regions need a resizable block (size page-aligned up,
+        host address kept); an alias must stay inside its target."""
+        where = f"set_size({self.name!r}, {size!r})"
+        _check_size(self.name, size)
+        if self.has_ram_block:
+            assert self.ram_block is not None
+            if not self.ram_block.resizable:
+                raise RegionError(f"{where}: ram block {self.ram_block.name!r} is not resizable")
+            size = page_align_up(size)
+            if size > self.ram_block.max_length:
+                raise RegionError(
+                    f"{where}: exceeds the block's max length {self.ram_block.max_length:#x}"
+                )
+        if self.kind is RegionKind.ALIAS:
+            self._check_alias_window(self._alias_offset, size)
+        if self._parent is not None:
+            self._check_fits(self._addr, size, where)
+        if size == self._size:
+            return
+        self.system._check_mutable(where)
+        if self.ram_block is not None:
+            try:
+                self.ram_block.resize(size)
+            except HostMemoryError as e:
+                raise RegionError(f"{where}: {e}") from e
+        with self.system.transaction():
+            self._size = size
+            self.system._mark_pending()
+
+    def set_alias_offset(self, offset: int) -> None:
+        where = f"set_alias_offset({self.name!r}, {offset!r})"
+        if self.kind is not RegionKind.ALIAS:
+            raise RegionError(f"{where}: not an alias")
+        self._check_alias_window(offset, self._size)
+        if offset == self._alias_offset:
+            return
+        self.system._check_mutable(where)
+        with self.system.transaction():
+            self._alias_offset = offset
+            if self._enabled:
+                self.system._mark_pending()
+
+    def log_start(self, client: DirtyLogClient | str) -> None:
+        """Start dirty logging for ``client`` (refcounted; the mask changes on 0 -> 1)."""
+        self._log_update(client, +1)
+
+    def log_stop(self, client: DirtyLogClient | str) -> None:
+        self._log_update(client, -1)
+
+    def _log_update(self, client: DirtyLogClient | str, delta: int) -> None:
+        c = DirtyLogClient.parse(client) if isinstance(client, str) else DirtyLogClient(client)
+        what = "log_start" if delta > 0 else "log_stop"
+        where = f"{what}({self.name!r}, {c.name.lower() if c.name else c})"
+        if not self.has_ram_block:
+            raise RegionError(f"{where}: only RAM-backed regions can log dirty pages")
+        count = self._log_counts.get(c, 0)
+        if count + delta < 0:
+            raise RegionError(f"{where}: logging was not started")
+        self.system._check_mutable(where)
+        self._log_counts[c] = count + delta
+        if (count > 0) == (count + delta > 0):
+            return
+        with self.system.transaction():
+            self._log_mask = (self._log_mask & ~c) | (c if delta > 0 else 0)
+            if self._enabled:
+                self.system._mark_pending()
+
+    # -- lifetime ---------------------------------------------------------------
+    def close(self) -> None:
+        """Release the host memory of a RAM-backed region (detach it first)."""
+        if self.ram_block is not None:
+            self.ram_block.close()
+
+    def __repr__(self) -> str:
+        return f"<MemoryRegion {self.name!r} {self.kind.value} size={self._size:#x}>"

@@ -1,0 +1,185 @@
+"""MemorySystem: the owner of regions, address spaces, listeners and transactions.
+
+QEMU keeps this state in globals; here it is an object, so tests and several VMs
+in one process stay independent.  Nested ``begin()``/``commit()``: only the
+outermost commit renders and notifies, and only when an update is pending.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from flatview.errors import TransactionError
+from flatview.flatrange import FlatView
+from flatview.hostmem import RamBlock
+from flatview.region import MemoryRegion, MmioOps, RegionKind
+from flatview.render import render, resolve_root
+
+if TYPE_CHECKING:
+    from flatview.address_space import AddressSpace
+    from listeners.protocol import MemoryListener
+
+
+class MemorySystem:
+    """Regions are created through its factories; address spaces register with it."""
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._pending = False
+        self._committing = False
+        self._global_log = False
+        self._spaces: list[AddressSpace] = []
+        self._listeners: list[MemoryListener] = []
+        self.commits = 0
+        """How many outermost commits rendered and notified (for tests and benchmarks)."""
+
+    # -- factories ---------------------------------------------------------------
+    def container(self, name: str, size: int) -> MemoryRegion:
+        return MemoryRegion(self, name, RegionKind.CONTAINER, size)
+
+    def ram(self, name: str, size: int, *, max_size: int | None = None) -> MemoryRegion:
+        """RAM backed by anonymous host memory; ``max_size`` makes it resizable."""
+        return MemoryRegion(
+            self, name, RegionKind.RAM, size, ram_block=RamBlock(name, size, max_size)
+        )
+
+    def rom(self, name: str, size: int) -> MemoryRegion:
+        """Read-only RAM (the host may write its block; the guest may not)."""
+        return MemoryRegion(self, name, RegionKind.ROM, size, ram_block=RamBlock(name, size))
+
+    def ram_device(self, name: str, size: int) -> MemoryRegion:
+        return MemoryRegion(self, name, RegionKind.RAM_DEVICE, size, ram_block=RamBlock(name, size))
+
+    def rom_device(self, name: str, size: int, ops: MmioOps | None = None) -> MemoryRegion:
+        """Reads hit RAM in romd mode (the default); writes, and all accesses outside
+        romd mode, go to ``ops``."""
+        return MemoryRegion(
+            self,
+            name,
+            RegionKind.ROM_DEVICE,
+            size,
+            ram_block=RamBlock(name, size),
+            ops=ops or MmioOps(),
+        )
+
+    def mmio(self, name: str, size: int, ops: MmioOps | None = None) -> MemoryRegion:
+        return MemoryRegion(self, name, RegionKind.MMIO, size, ops=ops or MmioOps())
+
+    def alias(self, name: str, target: MemoryRegion, offset: int, size: int) -> MemoryRegion:
+        return MemoryRegion(
+            self, name, RegionKind.ALIAS, size, alias_target=target, alias_offset=offset
+        )
+
+    # -- transactions ------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @property
+    def update_pending(self) -> bool:
+        return self._pending
+
+    @property
+    def global_dirty_log(self) -> bool:
+        return self._global_log
+
+    def begin(self) -> None:
+        self._depth += 1
+
+    def commit(self) -> None:
+        if self._depth == 0:
+            raise TransactionError("commit() without a matching begin()")
+        self._depth -= 1
+        if self._depth or not self._pending:
+            return
+        self._pending = False
+        self._committing = True
+        try:
+            views = self._render_all()
+            for listener in self._listeners:
+                listener.begin()
+            for space in list(self._spaces):
+                space._publish(views[id(space)])
+            for listener in self._listeners:
+                listener.commit()
+            self.commits += 1
+        finally:
+            self._committing = False
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[MemorySystem]:
+        """``with system.transaction():`` — commits even if the body raises."""
+        self.begin()
+        try:
+            yield self
+        finally:
+            self.commit()
+
+    def _mark_pending(self) -> None:
+        self._pending = True
+
+    def _check_mutable(self, where: str) -> None:
+        if self._committing:
+            raise TransactionError(f"{where}: the topology cannot change while a commit runs")
+
+    def _render_all(self) -> dict[int, FlatView]:
+        """One render per resolved root; spaces sharing a root share the view object."""
+        by_root: dict[int, FlatView] = {}
+        out: dict[int, FlatView] = {}
+        for space in self._spaces:
+            root = resolve_root(space.root)
+            key = id(root)
+            view = by_root.get(key)
+            if view is None:
+                view = by_root[key] = render(root)
+            out[id(space)] = view
+        return out
+
+    # -- global dirty logging ------------------------------------------------------
+    def global_log_start(self) -> None:
+        """Start migration dirty logging on every migratable RAM block."""
+        self._check_mutable("global_log_start")
+        if self._global_log:
+            return
+        with self.transaction():
+            self._global_log = True
+            self._mark_pending()
+        for listener in self._listeners:
+            listener.log_global_start()
+
+    def global_log_stop(self) -> None:
+        self._check_mutable("global_log_stop")
+        if not self._global_log:
+            return
+        with self.transaction():
+            self._global_log = False
+            self._mark_pending()
+        for listener in reversed(self._listeners):
+            listener.log_global_stop()
+
+    # -- registration (called by AddressSpace) -------------------------------------
+    @property
+    def address_spaces(self) -> tuple[AddressSpace, ...]:
+        return tuple(self._spaces)
+
+    def _add_space(self, space: AddressSpace) -> FlatView:
+        self._spaces.append(space)
+        root = resolve_root(space.root)
+        for other in self._spaces[:-1]:
+            if resolve_root(other.root) is root:
+                return other.flatview
+        return render(root)
+
+    def _remove_space(self, space: AddressSpace) -> None:
+        self._spaces.remove(space)
+
+    def _add_listener(self, listener: MemoryListener) -> None:
+        i = len(self._listeners)
+        while i > 0 and self._listeners[i - 1].priority > listener.priority:
+            i -= 1
+        self._listeners.insert(i, listener)
+
+    def _remove_listener(self, listener: MemoryListener) -> None:
+        self._listeners.remove(listener)
