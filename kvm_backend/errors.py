@@ -1,0 +1,50 @@
+"""Typed errors from KVM: each carries errno, the ioctl name and its arguments."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flatview.errors import FlatviewError
+
+
+class KvmError(FlatviewError, OSError):
+    """An ioctl on /dev/kvm, a VM or a vCPU failed."""
+
+    def __init__(self, ioctl: str, err: int, **args: Any) -> None:
+        self.ioctl = ioctl
+        self.args_ = dict(args)
+        detail = ", ".join(
+            f"{k}={v:#x}" if isinstance(v, int) and k != "slot" else f"{k}={v}"
+            for k, v in args.items()
+        )
+        msg = f"{ioctl}({detail}) failed: [errno {err}] {os.strerror(err)}"
+        OSError.__init__(self, err, msg)
+        self.message = msg
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class MemslotError(KvmError):
+    """KVM_SET_USER_MEMORY_REGION(2) was refused; names the slot and range."""
+
+    @property
+    def slot(self) -> int:
+        return int(self.args_.get("slot", -1))
+
+    @property
+    def gpa(self) -> int:
+        return int(self.args_.get("gpa", 0))
+
+    @property
+    def size(self) -> int:
+        return int(self.args_.get("size", 0))
+
+    @property
+    def flags(self) -> int:
+        return int(self.args_.get("flags", 0))
+
+
+class KvmUnavailable(FlatviewError):
+    """/dev/kvm cannot be opened here (the reason says why)."""

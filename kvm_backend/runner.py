@@ -1,0 +1,306 @@
+"""The vCPU runner: one thread per vCPU in KVM_RUN, and ``pause_all``/``resume_all``.
+
+Kick protocol (see docs/vcpu-runner.md):
+
+1. the controller sets ``pause requested``;
+2. for each other vCPU: ``kvm_run.immediate_exit = 1``, then ``pthread_kill`` —
+   the signal ends a KVM_RUN in progress, ``immediate_exit`` makes the next one
+   return at once, so there is no window in which a kick is lost;
+3. each vCPU thread sees the request, reports "parked" on an eventfd and blocks
+   in ``read()`` on its own eventfd (GIL released);
+4. the controller waits for every report; ``resume_all`` clears
+   ``immediate_exit`` while all are parked and wakes them.
+
+``pause_all`` may be called from a vCPU's own exit handler (it then counts as
+parked), and nests.  ``KVM_RUN`` is issued through cffi, never ``fcntl.ioctl``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as _errno
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from kvm_backend import abi
+from kvm_backend.abi import ffi
+from kvm_backend.errors import KvmError
+from kvm_backend.exits import ExitHandler, IoExit, MmioExit, StopExit
+from kvm_backend.kvm import Vcpu
+
+KICK_SIGNAL = signal.SIGUSR1
+
+
+class _KickSignal:
+    """Installs a no-op Python handler for the kick signal while runners exist.
+
+    A real handler is needed: with SIG_IGN the kernel drops the signal (no EINTR),
+    and SIG_DFL kills the process.  The previous handler is restored afterwards.
+    """
+
+    _lock = threading.Lock()
+    _users = 0
+    _previous: Any = None
+
+    @staticmethod
+    def _noop(signum: int, frame: object) -> None:
+        return None
+
+    @classmethod
+    def acquire(cls) -> None:
+        with cls._lock:
+            if cls._users == 0:
+                if threading.current_thread() is not threading.main_thread():
+                    raise KvmError("VcpuRunner.start (not on the main thread)", _errno.EPERM)
+                cls._previous = signal.signal(KICK_SIGNAL, cls._noop)
+            cls._users += 1
+
+    @classmethod
+    def release(cls) -> None:
+        with cls._lock:
+            cls._users -= 1
+            if cls._users == 0 and threading.current_thread() is threading.main_thread():
+                signal.signal(KICK_SIGNAL, cls._previous)
+                cls._previous = None
+
+
+class VcpuThread:
+    """Per-vCPU state; handlers receive it (``index``, ``vcpu``, ``stop()``)."""
+
+    def __init__(self, runner: VcpuRunner, vcpu: Vcpu) -> None:
+        self.runner = runner
+        self.vcpu = vcpu
+        self.index = vcpu.index
+        self.exits: dict[str, int] = {}
+        self.last_stop: StopExit | None = None
+        self.stop_requested = False
+        self.alive = False
+        self.wake_fd = os.eventfd(0, os.EFD_SEMAPHORE | os.EFD_CLOEXEC)
+        self.thread = threading.Thread(
+            target=runner._loop, args=(self,), name=f"vcpu{vcpu.index}", daemon=True
+        )
+
+    def stop(self) -> None:
+        """End this vCPU's loop after the current exit (call from its handler)."""
+        self.stop_requested = True
+
+
+class VcpuRunner:
+    """Runs vCPUs on threads and implements the ``VcpuControl`` interface."""
+
+    def __init__(self, vcpus: list[Vcpu], handler: ExitHandler) -> None:
+        self.handler = handler
+        self.threads = [VcpuThread(self, v) for v in vcpus]
+        self._state = threading.Lock()
+        self._control = threading.RLock()
+        self._pause_requested = False
+        self._pause_depth = 0
+        self._paused: list[VcpuThread] = []
+        self._parked_fd = os.eventfd(0, os.EFD_SEMAPHORE | os.EFD_CLOEXEC)
+        self._local = threading.local()
+        self._started = False
+        self._closed = False
+        self.pause_latencies_ns: list[int] = []
+        """kick -> all parked, one entry per outermost pause_all."""
+        self.pause_count = 0
+
+    # -- lifetime ---------------------------------------------------------------
+    def start(self) -> None:
+        if self._started:
+            raise KvmError("VcpuRunner.start (already started)", _errno.EBUSY)
+        _KickSignal.acquire()
+        self._started = True
+        for t in self.threads:
+            t.alive = True
+            t.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every vCPU, join the threads, restore the signal handler."""
+        if not self._started or self._closed:
+            return
+        for t in self.threads:
+            t.stop_requested = True
+        deadline = time.monotonic() + timeout
+        while any(t.thread.is_alive() for t in self.threads):
+            for t in self.threads:
+                if t.thread.is_alive():
+                    self._kick(t)
+            for t in self.threads:
+                t.thread.join(0.01)
+                if t.thread.is_alive() and self._pause_depth:
+                    os.eventfd_write(t.wake_fd, 1)
+            if time.monotonic() > deadline:
+                raise KvmError("VcpuRunner.stop (vCPU threads did not end)", _errno.ETIMEDOUT)
+        self._closed = True
+        _KickSignal.release()
+        for t in self.threads:
+            os.close(t.wake_fd)
+        os.close(self._parked_fd)
+
+    def __enter__(self) -> VcpuRunner:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every vCPU thread has ended; True if they all did."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self.threads:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            t.thread.join(left)
+        return not any(t.thread.is_alive() for t in self.threads)
+
+    # -- VcpuControl -------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self._pause_depth > 0
+
+    def current(self) -> VcpuThread | None:
+        """The VcpuThread calling, if called from a vCPU thread of this runner."""
+        return getattr(self._local, "vcpu", None)
+
+    def pause_all(self) -> None:
+        """Return once no vCPU is inside KVM_RUN (nests; pair with resume_all)."""
+        me = self.current()
+        while not self._control.acquire(timeout=0.0002):
+            if me is not None and self._pause_requested:
+                self._park(me)
+        if self._pause_depth:
+            self._pause_depth += 1
+            return
+        t0 = time.monotonic_ns()
+        with self._state:
+            self._pause_requested = True
+            targets = [t for t in self.threads if t.alive and t is not me]
+            self._paused = targets
+        for t in targets:
+            self._kick(t)
+        for _ in targets:
+            os.eventfd_read(self._parked_fd)
+        self._pause_depth = 1
+        self.pause_count += 1
+        self.pause_latencies_ns.append(time.monotonic_ns() - t0)
+
+    def resume_all(self) -> None:
+        if self._pause_depth == 0:
+            raise KvmError("VcpuRunner.resume_all (not paused)", _errno.EINVAL)
+        self._pause_depth -= 1
+        if self._pause_depth == 0:
+            for t in self.threads:
+                if t.vcpu.run is not None:
+                    t.vcpu.run.immediate_exit = 0
+            with self._state:
+                self._pause_requested = False
+                paused, self._paused = self._paused, []
+            for t in paused:
+                os.eventfd_write(t.wake_fd, 1)
+        self._control.release()
+
+    @contextlib.contextmanager
+    def paused_vcpus(self) -> Iterator[None]:
+        self.pause_all()
+        try:
+            yield
+        finally:
+            self.resume_all()
+
+    # -- the vCPU thread ----------------------------------------------------------
+    def _kick(self, t: VcpuThread) -> None:
+        run = t.vcpu.run
+        if run is not None:
+            run.immediate_exit = 1
+        ident = t.thread.ident
+        if ident is not None and t.thread.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                signal.pthread_kill(ident, KICK_SIGNAL)
+
+    def _park(self, t: VcpuThread) -> None:
+        os.eventfd_write(self._parked_fd, 1)
+        os.eventfd_read(t.wake_fd)
+
+    def _loop(self, t: VcpuThread) -> None:
+        self._local.vcpu = t
+        vcpu = t.vcpu
+        run = vcpu.run
+        try:
+            while not t.stop_requested:
+                if self._pause_requested:
+                    self._park(t)
+                    continue
+                err = vcpu.run_once()
+                if err:
+                    if err in (_errno.EINTR, _errno.EAGAIN):
+                        continue
+                    exit_ = StopExit("ERROR", -1, errno=err, rip=self._rip(vcpu))
+                    self._count(t, "ERROR")
+                    t.last_stop = exit_
+                    if not self.handler.stop(t, exit_):
+                        break
+                    continue
+                if not self._dispatch(t, run):
+                    break
+        finally:
+            with self._state:
+                t.alive = False
+                # a pause in progress counts on this thread: report it as parked
+                if self._pause_requested and t in self._paused:
+                    os.eventfd_write(self._parked_fd, 1)
+
+    @staticmethod
+    def _count(t: VcpuThread, name: str) -> None:
+        t.exits[name] = t.exits.get(name, 0) + 1
+
+    @staticmethod
+    def _rip(vcpu: Vcpu) -> int | None:
+        try:
+            return int(vcpu.get_regs().rip)
+        except KvmError:
+            return None
+
+    def _dispatch(self, t: VcpuThread, run: Any) -> bool:
+        reason = int(run.exit_reason)
+        name = abi.EXIT_NAMES.get(reason, str(reason))
+        self._count(t, name)
+        if reason == abi.KVM_EXIT_IO:
+            io = run.u.io
+            n = int(io.size) * int(io.count)
+            buf = t.vcpu.run_bytes + int(io.data_offset)
+            is_write = int(io.direction) == abi.KVM_EXIT_IO_OUT
+            data = bytes(ffi.buffer(buf, n)) if is_write else b""
+            ret = self.handler.io(t, IoExit(int(io.port), is_write, int(io.size), int(io.count), data))
+            if not is_write:
+                ffi.memmove(buf, (ret or b"\xff" * n)[:n].ljust(n, b"\xff"), n)
+            return True
+        if reason == abi.KVM_EXIT_MMIO:
+            m = run.u.mmio
+            length = int(m.len)
+            is_write = bool(m.is_write)
+            data = bytes(ffi.buffer(m.data, length)) if is_write else b""
+            ret = self.handler.mmio(t, MmioExit(int(m.phys_addr), is_write, length, data))
+            if not is_write:
+                ffi.memmove(m.data, (ret or b"\xff" * length)[:length].ljust(length, b"\xff"), length)
+            return True
+        if reason == abi.KVM_EXIT_INTR:
+            return True
+        suberror, data = 0, ()
+        if reason == abi.KVM_EXIT_INTERNAL_ERROR:
+            suberror = int(run.u.internal.suberror)
+            nd = min(int(run.u.internal.ndata), 16)
+            data = tuple(int(run.u.internal.data[i]) for i in range(nd))
+        elif reason == abi.KVM_EXIT_SYSTEM_EVENT:
+            nd = min(int(run.u.system_event.ndata), 16)
+            data = (int(run.u.system_event.type),) + tuple(
+                int(run.u.system_event.data[i]) for i in range(nd)
+            )
+        elif reason == abi.KVM_EXIT_MEMORY_FAULT:
+            mf = run.u.memory_fault
+            data = (int(mf.flags), int(mf.gpa), int(mf.size))
+        exit_ = StopExit(name, reason, suberror, data, self._rip(t.vcpu))
+        t.last_stop = exit_
+        return bool(self.handler.stop(t, exit_))
