@@ -122,18 +122,45 @@ class PcBoard:
             self.pam_values = list(values)
 
     def write_pam_register(self, reg: int, value: int) -> None:
-        """An i440fx config write to register 0x59..0x5f (two segments a byte;
+        """An i440fx config byte write to register 0x59..0x5f (two segments a byte;
         register 0x59 holds segment 0 in its high nibble)."""
         if not I440FX_PAM <= reg < I440FX_PAM + 7:
             raise RegionError(f"write_pam_register: {reg:#x} is not a PAM register (0x59-0x5f)")
-        if not 0 <= value <= 0xFF:
-            raise RegionError(f"write_pam_register: value {value!r} is not a byte")
-        self.pam_regs[reg - I440FX_PAM] = value
+        self.write_config(reg, value.to_bytes(1, "little") if 0 <= value <= 0xFF else b"")
+
+    def write_config(self, addr: int, data: bytes) -> None:
+        """A config-space write of 1, 2 or 4 bytes at ``addr``: the PAM bytes it covers
+        are stored, then all 13 segments are re-applied in one transaction (as QEMU's
+        i440fx does for any write overlapping the PAM registers)."""
+        if len(data) not in (1, 2, 4):
+            raise RegionError(f"write_config({addr:#x}): need 1, 2 or 4 bytes, got {len(data)}")
+        touched = False
+        for i, byte in enumerate(data):
+            reg = addr + i
+            if I440FX_PAM <= reg < I440FX_PAM + 7:
+                self.pam_regs[reg - I440FX_PAM] = byte
+                touched = True
+        if touched:
+            self._apply_pam_regs()
+
+    def _apply_pam_regs(self) -> None:
         values = [(self.pam_regs[0] >> 4) & 3]
         for seg in range(1, len(PAM_SEGMENTS)):
             byte = self.pam_regs[(seg + 1) // 2]
             values.append((byte >> (0 if seg & 1 else 4)) & 3)
         self.set_pam_all(values)
+
+    def seabios_pam_sequence(self) -> list[tuple[str, int, int]]:
+        """SeaBIOS's PAM writes at boot, one 32-bit config write (one commit) each:
+        (label, config address, value).  make_bios_writable sets every segment to
+        read/write; make_bios_readonly write-protects 0xc0000-0xe7fff and 0xf0000,
+        leaving 0xe8000-0xeffff writable (the upper-memory allocator's area)."""
+        return [
+            ("make_bios_writable, PAM dword 1", 0x58, 0x33333000),
+            ("make_bios_writable, PAM dword 2", 0x5C, 0x33333333),
+            ("make_bios_readonly, PAM dword 1", 0x58, 0x11111000),
+            ("make_bios_readonly, PAM dword 2", 0x5C, 0x33111111),
+        ]
 
     def set_smram_open(self, opened: bool) -> None:
         """D_OPEN: disable ``smram-region`` so RAM shows through at 0xa0000."""

@@ -217,9 +217,7 @@ class Vm(_Fd):
             ) from None
         rc = int(libc.ioctl(self.fd, request, region))
         if rc < 0:
-            raise MemslotError(
-                name, ffi.errno, slot=slot, gpa=gpa, size=size, flags=flags, hva=hva
-            )
+            raise MemslotError(name, ffi.errno, slot=slot, gpa=gpa, size=size, flags=flags, hva=hva)
         if size == 0:
             self._slots.pop(slot, None)
         else:

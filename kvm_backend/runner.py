@@ -35,6 +35,25 @@ from kvm_backend.kvm import Vcpu
 KICK_SIGNAL = signal.SIGUSR1
 
 
+def _efd_read(fd: int) -> None:
+    """Blocking eventfd read (GIL released); a kick's EINTR is retried."""
+    while True:
+        try:
+            os.eventfd_read(fd)
+            return
+        except InterruptedError:
+            continue
+
+
+def _efd_write(fd: int) -> None:
+    while True:
+        try:
+            os.eventfd_write(fd, 1)
+            return
+        except InterruptedError:
+            continue
+
+
 class _KickSignal:
     """Installs a no-op Python handler for the kick signal while runners exist.
 
@@ -132,7 +151,7 @@ class VcpuRunner:
             for t in self.threads:
                 t.thread.join(0.01)
                 if t.thread.is_alive() and self._pause_depth:
-                    os.eventfd_write(t.wake_fd, 1)
+                    _efd_write(t.wake_fd)
             if time.monotonic() > deadline:
                 raise KvmError("VcpuRunner.stop (vCPU threads did not end)", _errno.ETIMEDOUT)
         self._closed = True
@@ -182,7 +201,7 @@ class VcpuRunner:
         for t in targets:
             self._kick(t)
         for _ in targets:
-            os.eventfd_read(self._parked_fd)
+            _efd_read(self._parked_fd)
         self._pause_depth = 1
         self.pause_count += 1
         self.pause_latencies_ns.append(time.monotonic_ns() - t0)
@@ -199,7 +218,7 @@ class VcpuRunner:
                 self._pause_requested = False
                 paused, self._paused = self._paused, []
             for t in paused:
-                os.eventfd_write(t.wake_fd, 1)
+                _efd_write(t.wake_fd)
         self._control.release()
 
     @contextlib.contextmanager
@@ -221,8 +240,8 @@ class VcpuRunner:
                 signal.pthread_kill(ident, KICK_SIGNAL)
 
     def _park(self, t: VcpuThread) -> None:
-        os.eventfd_write(self._parked_fd, 1)
-        os.eventfd_read(t.wake_fd)
+        _efd_write(self._parked_fd)
+        _efd_read(t.wake_fd)
 
     def _loop(self, t: VcpuThread) -> None:
         self._local.vcpu = t
@@ -250,7 +269,7 @@ class VcpuRunner:
                 t.alive = False
                 # a pause in progress counts on this thread: report it as parked
                 if self._pause_requested and t in self._paused:
-                    os.eventfd_write(self._parked_fd, 1)
+                    _efd_write(self._parked_fd)
 
     @staticmethod
     def _count(t: VcpuThread, name: str) -> None:
@@ -273,7 +292,9 @@ class VcpuRunner:
             buf = t.vcpu.run_bytes + int(io.data_offset)
             is_write = int(io.direction) == abi.KVM_EXIT_IO_OUT
             data = bytes(ffi.buffer(buf, n)) if is_write else b""
-            ret = self.handler.io(t, IoExit(int(io.port), is_write, int(io.size), int(io.count), data))
+            ret = self.handler.io(
+                t, IoExit(int(io.port), is_write, int(io.size), int(io.count), data)
+            )
             if not is_write:
                 ffi.memmove(buf, (ret or b"\xff" * n)[:n].ljust(n, b"\xff"), n)
             return True
@@ -284,23 +305,25 @@ class VcpuRunner:
             data = bytes(ffi.buffer(m.data, length)) if is_write else b""
             ret = self.handler.mmio(t, MmioExit(int(m.phys_addr), is_write, length, data))
             if not is_write:
-                ffi.memmove(m.data, (ret or b"\xff" * length)[:length].ljust(length, b"\xff"), length)
+                ffi.memmove(
+                    m.data, (ret or b"\xff" * length)[:length].ljust(length, b"\xff"), length
+                )
             return True
         if reason == abi.KVM_EXIT_INTR:
             return True
-        suberror, data = 0, ()
+        suberror = 0
+        words: tuple[int, ...] = ()
         if reason == abi.KVM_EXIT_INTERNAL_ERROR:
             suberror = int(run.u.internal.suberror)
             nd = min(int(run.u.internal.ndata), 16)
-            data = tuple(int(run.u.internal.data[i]) for i in range(nd))
+            words = tuple(int(run.u.internal.data[i]) for i in range(nd))
         elif reason == abi.KVM_EXIT_SYSTEM_EVENT:
-            nd = min(int(run.u.system_event.ndata), 16)
-            data = (int(run.u.system_event.type),) + tuple(
-                int(run.u.system_event.data[i]) for i in range(nd)
-            )
+            ev = run.u.system_event
+            nd = min(int(ev.ndata), 16)
+            words = (int(ev.type), *(int(ev.data[i]) for i in range(nd)))
         elif reason == abi.KVM_EXIT_MEMORY_FAULT:
             mf = run.u.memory_fault
-            data = (int(mf.flags), int(mf.gpa), int(mf.size))
-        exit_ = StopExit(name, reason, suberror, data, self._rip(t.vcpu))
+            words = (int(mf.flags), int(mf.gpa), int(mf.size))
+        exit_ = StopExit(name, reason, suberror, words, self._rip(t.vcpu))
         t.last_stop = exit_
         return bool(self.handler.stop(t, exit_))

@@ -11,6 +11,7 @@ unit tests use; ``tests/test_sim_fidelity.py`` checks it against real KVM.
 from __future__ import annotations
 
 import errno as _errno
+import itertools
 
 import attrs
 
@@ -163,7 +164,7 @@ class SimVm:
             return _errno.EINVAL
         if hva + size > USER_END:
             return _errno.EINVAL
-        as_id, sid = slot >> 16, slot & 0xFFFF
+        as_id, _sid = slot >> 16, slot & 0xFFFF
         if as_id >= self.nr_address_spaces:
             return _errno.EINVAL
         if gpa + size >= u64 and size:
@@ -241,7 +242,7 @@ class SimVm:
             {b for st in states for ms in st if ms.as_id == as_id for b in (ms.gpa, ms.end)}
         )
         out: list[Hole] = []
-        for lo, hi in zip(cuts, cuts[1:], strict=False):
+        for lo, hi in itertools.pairwise(cuts):
             first = self.mapping_at(t0, lo, as_id)
             last = self.mapping_at(t1, lo, as_id)
             if first is None or last is None:
@@ -251,9 +252,14 @@ class SimVm:
                 continue
             same = first == last
             prev = out[-1] if out else None
-            if prev and prev.gpa + prev.size == lo and (prev.steps, prev.same_mapping) == (
-                steps,
-                same,
+            if (
+                prev
+                and prev.gpa + prev.size == lo
+                and (prev.steps, prev.same_mapping)
+                == (
+                    steps,
+                    same,
+                )
             ):
                 out[-1] = Hole(prev.gpa, prev.size + hi - lo, steps, same)
             else:

@@ -87,3 +87,33 @@ def test_one_pam_write_is_one_commit() -> None:
     assert b.system.commits == before + 1
     b.write_pam_register(0x5A, 0x33)  # same value: every alias keeps its state
     assert b.system.commits == before + 1
+
+
+def low_ranges(b: PcBoard) -> list[tuple[int, int, str, bool]]:
+    return [
+        (r.addr, r.size, r.region.name, r.readonly)
+        for r in b.memory.flatview
+        if 0xC0000 <= r.addr < 0x100000
+    ]
+
+
+def test_seabios_pam_sequence_renders_as_the_reference_trace() -> None:
+    """The slot layout QEMU 7.2 showed at each SeaBIOS PAM write (reference §12)."""
+    b = PcBoard(vapic_addr=0xCA000)
+    seq = b.seabios_pam_sequence()
+    expected = [
+        [(0xC0000, 0x10000, "pc.ram", False), (0xD0000, 0x10000, "pc.rom", True),
+         (0xE0000, 0x10000, "pc.bios", True), (0xF0000, (512 << 20) - 0xF0000, "pc.ram", False)],
+        [(0xC0000, (512 << 20) - 0xC0000, "pc.ram", False)],
+        [(0xC0000, 0xA000, "pc.ram", True), (0xCA000, 0x3000, "pc.ram", False),
+         (0xCD000, 0x3000, "pc.ram", True), (0xD0000, 0x20000, "pc.ram", False),
+         (0xF0000, 0x10000, "pc.ram", True)],
+        [(0xC0000, 0xA000, "pc.ram", True), (0xCA000, 0x3000, "pc.ram", False),
+         (0xCD000, 0x1B000, "pc.ram", True), (0xE8000, 0x8000, "pc.ram", False),
+         (0xF0000, 0x10000, "pc.ram", True)],
+    ]  # fmt: skip
+    for (_label, addr, value), want in zip(seq, expected, strict=True):
+        before = b.system.commits
+        b.write_config(addr, value.to_bytes(4, "little"))
+        assert b.system.commits == before + 1
+        assert low_ranges(b) == want

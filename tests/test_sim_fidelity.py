@@ -71,7 +71,7 @@ def outcome(vm: object, op: Op) -> int:
     try:
         vm.set_user_memory_region(*op)  # type: ignore[attr-defined]
     except MemslotError as e:
-        return e.errno
+        return int(e.errno or 0)
     return 0
 
 

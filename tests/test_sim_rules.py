@@ -18,7 +18,7 @@ def err_of(vm: SimVm, slot: int, flags: int, gpa: int, size: int, hva: int) -> i
     try:
         vm.set_user_memory_region(slot, flags, gpa, size, hva)
     except MemslotError as e:
-        return e.errno
+        return int(e.errno or 0)
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks NAME [--smoke]``, each printing one JSON object."""

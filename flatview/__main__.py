@@ -1,0 +1,5 @@
+import sys
+
+from flatview.cli import main
+
+sys.exit(main())
