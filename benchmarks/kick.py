@@ -62,8 +62,12 @@ def main(smoke: bool = False) -> dict[str, Any]:
     counts = (1, 2, 4) if smoke else (1, 2, 4, 8, 16, 32)
     cycles = 20 if smoke else 200
     repeats = 5 if smoke else 50
-    params = {"vcpus": list(counts), "cycles": cycles, "ioctl_repeats": repeats,
-              "slot_size": SLOT_SIZE}
+    params = {
+        "vcpus": list(counts),
+        "cycles": cycles,
+        "ioctl_repeats": repeats,
+        "slot_size": SLOT_SIZE,
+    }
     reason = kvm_unavailable_reason()
     if reason is not None:
         return emit("kick", params, {"skipped": reason})

@@ -7,10 +7,11 @@ toggles one region (with one listener registered), medians over repeats.
 from __future__ import annotations
 
 import random
+from functools import partial
 from typing import Any
 
 from benchmarks.common import emit, summary_us, time_ns
-from flatview import AddressSpace, MemoryRegion, MemorySystem, render
+from flatview import AddressSpace, MemoryRegion, MemoryRegionSection, MemorySystem, render
 from listeners import MemoryListener
 
 
@@ -18,10 +19,10 @@ class _Counting(MemoryListener):
     def __init__(self) -> None:
         self.calls = 0
 
-    def region_add(self, section: object) -> None:  # type: ignore[override]
+    def region_add(self, section: MemoryRegionSection) -> None:
         self.calls += 1
 
-    def region_del(self, section: object) -> None:  # type: ignore[override]
+    def region_del(self, section: MemoryRegionSection) -> None:
         self.calls += 1
 
 
@@ -55,16 +56,16 @@ def build(n: int, seed: int = 1) -> tuple[MemorySystem, MemoryRegion, list[Memor
 def run(sizes: tuple[int, ...] = (100, 1000, 10000), repeats: int = 20) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for n in sizes:
-        s, root, leaves = build(n)
+        _s, root, leaves = build(n)
         space = AddressSpace(root, "memory")
         listener = _Counting()
         space.add_listener(listener)
-        renders = [time_ns(lambda: render(root)) for _ in range(repeats)]
+        renders = [time_ns(partial(render, root)) for _ in range(repeats)]
         victim = leaves[len(leaves) // 2]
         toggles = []
         for _ in range(repeats):
-            toggles.append(time_ns(lambda: victim.set_enabled(False)))
-            toggles.append(time_ns(lambda: victim.set_enabled(True)))
+            toggles.append(time_ns(partial(victim.set_enabled, False)))
+            toggles.append(time_ns(partial(victim.set_enabled, True)))
         results[str(n)] = {
             "ranges": len(space.flatview),
             "render": summary_us(renders),

@@ -21,6 +21,7 @@ from kvm_backend.sim import SimVm
 from kvm_backend.sweep import PAGE, SweepHarness
 from listeners import ResizeRecordingListener
 
+
 def memory_model_tour() -> None:
     board = PcBoard(ram_size=512 << 20, vapic_addr=0xCA000)
     rec = ResizeRecordingListener()
