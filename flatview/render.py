@@ -125,8 +125,14 @@ def resolve_root(mr: MemoryRegion | None) -> MemoryRegion | None:
     Descends through an alias of its whole target at offset 0, and through a
     container with exactly one enabled child at offset 0 that it fully contains.
     Address spaces whose roots resolve to the same region share one FlatView.
+
+    Unlike QEMU, it never descends through a region that is readonly, nonvolatile
+    or unmergeable: those flags are inherited by everything below, so skipping the
+    region would render a different view (QEMU drops them there).
     """
     while mr is not None and mr.enabled:
+        if mr.readonly or mr.nonvolatile or mr.unmergeable:
+            return mr
         if mr.kind is RegionKind.ALIAS:
             target = mr.alias_target
             assert target is not None

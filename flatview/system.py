@@ -96,17 +96,25 @@ class MemorySystem:
             return
         self._pending = False
         self._committing = True
+        error: BaseException | None = None
         try:
             views = self._render_all()
             for listener in self._listeners:
                 listener.begin()
             for space in list(self._spaces):
                 space._publish(views[id(space)])
+            # every listener gets its commit even if an earlier one failed (a KVM
+            # listener that rolled back raises); the first error is re-raised
             for listener in self._listeners:
-                listener.commit()
+                try:
+                    listener.commit()
+                except Exception as e:
+                    error = error or e
             self.commits += 1
         finally:
             self._committing = False
+        if error is not None:
+            raise error
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[MemorySystem]:

@@ -48,3 +48,34 @@ class MemslotError(KvmError):
 
 class KvmUnavailable(FlatviewError):
     """/dev/kvm cannot be opened here (the reason says why)."""
+
+
+class CommitError(KvmError):
+    """A memslot ioctl of a commit failed; the commit was rolled back.
+
+    ``op`` is the failed operation (create/delete/flags/move), ``slot`` its id and
+    ``gpa``/``size``/``flags`` its range; ``rolled_back`` is False only if undoing
+    the earlier ioctls failed too (the slot table then differs from the last view).
+    """
+
+    def __init__(
+        self, op: str, err: int, *, rolled_back: bool = True, cause: str = "", **args: Any
+    ) -> None:
+        super().__init__(f"commit {op}", err, **args)
+        self.op = op
+        self.rolled_back = rolled_back
+        if cause:
+            self.message += f" ({cause})"
+        self.message += "; rolled back" if rolled_back else "; ROLLBACK FAILED"
+
+    @property
+    def slot(self) -> int:
+        return int(self.args_.get("slot", -1))
+
+    @property
+    def gpa(self) -> int:
+        return int(self.args_.get("gpa", 0))
+
+    @property
+    def size(self) -> int:
+        return int(self.args_.get("size", 0))

@@ -28,6 +28,7 @@ from typing import Any
 
 from kvm_backend import abi
 from kvm_backend.abi import ffi
+from kvm_backend.commit_window import NOT_REPAIRED, CommitWindow
 from kvm_backend.errors import KvmError
 from kvm_backend.exits import ExitHandler, IoExit, MmioExit, StopExit
 from kvm_backend.kvm import Vcpu
@@ -97,6 +98,7 @@ class VcpuThread:
         self.exits: dict[str, int] = {}
         self.last_stop: StopExit | None = None
         self.stop_requested = False
+        self.entry_generation = 0
         self.alive = False
         self.wake_fd = os.eventfd(0, os.EFD_SEMAPHORE | os.EFD_CLOEXEC)
         self.thread = threading.Thread(
@@ -126,6 +128,9 @@ class VcpuRunner:
         self.pause_latencies_ns: list[int] = []
         """kick -> all parked, one entry per outermost pause_all."""
         self.pause_count = 0
+        self.commit_window: CommitWindow | None = None
+        """Set by an optimistic KVM listener: MMIO exits and failed fetches during
+        one of its commits are repaired against the new layout."""
 
     # -- lifetime ---------------------------------------------------------------
     def start(self) -> None:
@@ -176,6 +181,9 @@ class VcpuRunner:
         return not any(t.thread.is_alive() for t in self.threads)
 
     # -- VcpuControl -------------------------------------------------------------
+    def set_commit_window(self, window: CommitWindow | None) -> None:
+        self.commit_window = window
+
     @property
     def paused(self) -> bool:
         return self._pause_depth > 0
@@ -252,6 +260,8 @@ class VcpuRunner:
                 if self._pause_requested:
                     self._park(t)
                     continue
+                window = self.commit_window
+                t.entry_generation = window.generation if window is not None else 0
                 err = vcpu.run_once()
                 if err:
                     if err in (_errno.EINTR, _errno.EAGAIN):
@@ -303,7 +313,18 @@ class VcpuRunner:
             length = int(m.len)
             is_write = bool(m.is_write)
             data = bytes(ffi.buffer(m.data, length)) if is_write else b""
-            ret = self.handler.mmio(t, MmioExit(int(m.phys_addr), is_write, length, data))
+            exit_m = MmioExit(int(m.phys_addr), is_write, length, data)
+            window = self.commit_window
+            repaired = (
+                window.mmio(exit_m, t.entry_generation) if window is not None else NOT_REPAIRED
+            )
+            if repaired is not NOT_REPAIRED:
+                self._count(t, "MMIO_REPAIRED")
+                if not is_write:
+                    assert isinstance(repaired, bytes)
+                    ffi.memmove(m.data, repaired, length)
+                return True
+            ret = self.handler.mmio(t, exit_m)
             if not is_write:
                 ffi.memmove(
                     m.data, (ret or b"\xff" * length)[:length].ljust(length, b"\xff"), length
@@ -325,5 +346,9 @@ class VcpuRunner:
             mf = run.u.memory_fault
             words = (int(mf.flags), int(mf.gpa), int(mf.size))
         exit_ = StopExit(name, reason, suberror, words, self._rip(t.vcpu))
+        window = self.commit_window
+        if window is not None and window.fetch_failed(exit_, t.entry_generation):
+            self._count(t, "FETCH_REPAIRED")
+            return True
         t.last_stop = exit_
         return bool(self.handler.stop(t, exit_))
