@@ -17,6 +17,11 @@ SWEEP = bytes.fromhex(
 WATCH = bytes.fromhex("48c7c3ffffffff488b074839d874f84889c366ba1000ef4839f075eb66ba1200efebe4")
 """guest_src/watch.S: spin on one qword, report each new value, flag the final one."""
 
+SCRIBBLE = bytes.fromhex(
+    "31c94889c848c1e00c4801f84aff040048ffc14839f172ea49ff042449833a0074de66ba1200efebd7"
+)
+"""guest_src/scribble.S: increment one qword in every page of a range, in a loop."""
+
 SPIN = bytes.fromhex("ebfe")
 """``jmp .``: a vCPU that stays in the guest until it is kicked."""
 

@@ -329,6 +329,18 @@ def plan(
     if not qemu_like:
         remaining = _coalesce(remaining)
 
+    # cut new pieces where the tree may change them later (within the budget),
+    # then let a whole piece that an old slot's (size, hva, flags) matches be a MOVE
+    pieces = _cut(remaining, (), caps.max_slot_size)
+    if boundaries and not qemu_like:
+        cut = _cut(remaining, boundaries, caps.max_slot_size)
+        if len(kept) + len(cut) <= min(caps.slot_budget, caps.nr_memslots):
+            pieces = cut
+    if len(kept) + len(pieces) > caps.nr_memslots:
+        raise PlanError(
+            f"layout needs {len(kept) + len(pieces)} slots, the kernel allows {caps.nr_memslots}"
+        )
+
     old_ranges = _Index([s.mapping for s in old_sorted])
     moves: list[tuple[Slot, SlotMapping]] = []
     if not qemu_like:
@@ -337,7 +349,7 @@ def plan(
             m = s.mapping
             if want.overlapping(m.gpa, m.end):
                 continue
-            for i, r in enumerate(remaining):
+            for i, r in enumerate(pieces):
                 if i in taken or (r.size, r.hva, r.flags, r.block) != (
                     m.size,
                     m.hva,
@@ -353,20 +365,9 @@ def plan(
                 taken.add(i)
                 moves.append((s, r))
                 break
-        remaining = [r for i, r in enumerate(remaining) if i not in taken]
+        pieces = [r for i, r in enumerate(pieces) if i not in taken]
     moved_ids = {s.slot for s, _ in moves}
-
-    base_count = len(kept) + len(moves)
-    plain = _cut(remaining, (), caps.max_slot_size)
-    creates = plain
-    if boundaries and not qemu_like:
-        cut = _cut(remaining, boundaries, caps.max_slot_size)
-        if base_count + len(cut) <= min(caps.slot_budget, caps.nr_memslots):
-            creates = cut
-    if base_count + len(creates) > caps.nr_memslots:
-        raise PlanError(
-            f"layout needs {base_count + len(creates)} slots, the kernel allows {caps.nr_memslots}"
-        )
+    creates = pieces
 
     used = {s.slot for s in kept} | moved_ids
     free = (i for i in range(caps.nr_memslots) if i not in used)

@@ -23,10 +23,11 @@ from collections.abc import Callable
 import attrs
 
 from flatview.hostmem import RamBlock
+from flatview.system import MemorySystem
 from kvm_backend import guest
 from kvm_backend import guest_code as gc
 from kvm_backend.exits import IoExit, MmioExit, StopExit
-from kvm_backend.kvm import Kvm, Vcpu, Vm
+from kvm_backend.kvm import Kvm, Vcpu
 from kvm_backend.runner import VcpuRunner, VcpuThread
 
 PAGE = 4096
@@ -98,17 +99,28 @@ class SweepHarness:
         *,
         base: int = 0x10000000,
         pages: int = 64,
-        max_pages: int | None = None,
-        vm: Vm | None = None,
+        memory: MemorySystem | None = None,
+        direct: bool = True,
+        code: bytes = gc.SWEEP,
     ) -> None:
+        """``direct``: map the system block as slot 0 here (tests of raw memslots);
+        otherwise the caller maps ``system_region`` and ``data_region`` through a
+        memory tree and a KVM listener.  ``code``: SWEEP, or SCRIBBLE (same registers,
+        ``r8`` is then the offset each vCPU writes in every page)."""
         self.kvm = kvm
-        self.vm = vm or kvm.create_vm()
+        self.vm = kvm.create_vm()
         self.base = base
         self.pages = pages
-        self.system = RamBlock("system", guest.SYSTEM_SIZE)
-        guest.write_system_tables(self.system.buffer(), gc.SWEEP)
-        self.vm.set_user_memory_region(0, 0, 0, guest.SYSTEM_SIZE, self.system.host_addr)
-        self.data = RamBlock("sweep-data", pages * PAGE, max_pages * PAGE if max_pages else None)
+        self.memory = memory or MemorySystem()
+        self.system_region = self.memory.ram("guest-system", guest.SYSTEM_SIZE)
+        self.data_region = self.memory.ram("sweep-data", pages * PAGE)
+        assert self.system_region.ram_block is not None
+        assert self.data_region.ram_block is not None
+        self.system: RamBlock = self.system_region.ram_block
+        self.data: RamBlock = self.data_region.ram_block
+        guest.write_system_tables(self.system.buffer(), code)
+        if direct:
+            self.vm.set_user_memory_region(0, 0, 0, guest.SYSTEM_SIZE, self.system.host_addr)
         for p in range(pages):
             self.data.write(p * PAGE, struct.pack("<Q", base + p * PAGE))
         self.mmio_hook: MmioHook | None = None
@@ -125,7 +137,7 @@ class SweepHarness:
                 {
                     "rdi": base,
                     "rsi": pages,
-                    "r8": base + 8 + 8 * i,
+                    "r8": (base if code == gc.SWEEP else 0) + 8 + 8 * i,
                     "r9": 0,
                     "r10": guest.STOP_FLAG,
                     "r12": guest.progress_addr(i),
@@ -201,8 +213,8 @@ class SweepHarness:
         for v in self.vcpus:
             v.close()
         self.vm.close()
-        self.data.close()
-        self.system.close()
+        self.data_region.close()
+        self.system_region.close()
 
     def __enter__(self) -> SweepHarness:
         return self

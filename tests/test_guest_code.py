@@ -17,7 +17,9 @@ SRC = Path(gc.__file__).parent / "guest_src"
     shutil.which("as") is None or shutil.which("objcopy") is None,
     reason="binutils (as, objcopy) not installed",
 )
-@pytest.mark.parametrize(("name", "code"), [("sweep", gc.SWEEP), ("watch", gc.WATCH)])
+@pytest.mark.parametrize(
+    ("name", "code"), [("sweep", gc.SWEEP), ("watch", gc.WATCH), ("scribble", gc.SCRIBBLE)]
+)
 def test_guest_bytes_match_their_source(tmp_path: Path, name: str, code: bytes) -> None:
     obj, out = tmp_path / f"{name}.o", tmp_path / f"{name}.bin"
     subprocess.run(["as", "--64", "-o", str(obj), str(SRC / f"{name}.S")], check=True)

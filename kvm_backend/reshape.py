@@ -1,0 +1,89 @@
+"""A reshaping workload for the race harness: commits that change the KVM slot
+layout under running vCPUs while the guest-visible contents stay the same.
+
+The sweep range is ``data`` seen through two unmergeable aliases ``lo``/``hi``
+(moving their boundary splits, merges, grows and shrinks slots), a read-only
+overlay ``shadow`` (toggling it remaps pages: a READONLY change is delete +
+create), a ``mover`` RAM region elsewhere (MOVE ioctls) and dirty logging on
+``data`` (flags-only ioctls).  Every page keeps its gpa -> host mapping, so any
+fault the guest sees is the commit's fault.
+"""
+
+from __future__ import annotations
+
+import random
+
+from flatview.address_space import AddressSpace
+from flatview.region import MemoryRegion
+from kvm_backend.sweep import PAGE, SweepHarness
+
+KINDS = ("boundary", "shadow", "move", "log")
+
+
+class Reshaper:
+    def __init__(self, h: SweepHarness, seed: int = 0) -> None:
+        m = h.memory
+        self.h = h
+        self.rng = random.Random(seed)
+        self.root = m.container("system", 2**64)
+        self.root.add_subregion(0, h.system_region)
+        n = h.pages
+        self.k = n // 2
+        self.lo = m.alias("lo", h.data_region, 0, self.k * PAGE)
+        self.hi = m.alias("hi", h.data_region, self.k * PAGE, (n - self.k) * PAGE)
+        for a in (self.lo, self.hi):
+            a.set_unmergeable(True)
+        self.root.add_subregion(h.base, self.lo)
+        self.root.add_subregion(h.base + self.k * PAGE, self.hi)
+        self.shadow = m.alias("shadow", h.data_region, PAGE, 4 * PAGE)
+        self.shadow.set_readonly(True)
+        self.shadow.set_enabled(False)
+        self.root.add_subregion(h.base + PAGE, self.shadow, 1)
+        self.mover: MemoryRegion = m.ram("mover", 4 * PAGE)
+        self.mover_slots = [h.base + (n + 64 + 16 * i) * PAGE for i in range(3)]
+        self.root.add_subregion(self.mover_slots[0], self.mover)
+        self.space = AddressSpace(self.root, "memory")
+        self.counts = dict.fromkeys(KINDS, 0)
+        self._vga_logging = False
+
+    def step(self) -> str:
+        kind = self.rng.choice(KINDS)
+        self.do(kind)
+        return kind
+
+    def do(self, kind: str) -> None:
+        """One commit of ``kind`` (one of KINDS)."""
+        self.counts[kind] += 1
+        n = self.h.pages
+        if kind == "boundary":
+            k = self.rng.randrange(1, n)
+            with self.h.memory.transaction():
+                if k > self.k:
+                    self.hi.set_size((n - k) * PAGE)
+                    self.hi.set_alias_offset(k * PAGE)
+                else:
+                    self.hi.set_alias_offset(k * PAGE)
+                    self.hi.set_size((n - k) * PAGE)
+                self.hi.set_address(self.h.base + k * PAGE)
+                self.lo.set_size(k * PAGE)
+            self.k = k
+        elif kind == "shadow":
+            first = self.rng.randrange(1, n - 1)
+            size = self.rng.randrange(1, min(8, n - first) + 1)
+            with self.h.memory.transaction():
+                self.shadow.set_enabled(not self.shadow.enabled)
+                self.shadow.set_size(min(self.shadow.size, size * PAGE))
+                self.shadow.set_alias_offset(first * PAGE)
+                self.shadow.set_size(size * PAGE)
+                self.shadow.set_address(self.h.base + first * PAGE)
+        elif kind == "move":
+            here = self.mover.addr
+            self.mover.set_address(self.rng.choice([a for a in self.mover_slots if a != here]))
+        elif kind == "log":
+            if self._vga_logging:
+                self.h.data_region.log_stop("vga")
+            else:
+                self.h.data_region.log_start("vga")
+            self._vga_logging = not self._vga_logging
+        else:
+            raise ValueError(f"unknown reshape kind {kind!r}")
