@@ -1,4 +1,4 @@
-"""``python -m benchmarks NAME [--smoke]`` — NAME: render, kick (``all`` runs each)."""
+"""``python -m benchmarks NAME [--smoke]`` — NAME: render, kick, pc_boot (``all`` runs each)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-NAMES = ("render", "kick")
+NAMES = ("render", "kick", "pc_boot")
 
 
 def main(argv: list[str] | None = None) -> int:

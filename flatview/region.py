@@ -293,6 +293,7 @@ class MemoryRegion:
             child._priority = priority
             child._addr = offset
             self._insert_child(child)
+            self.system._structure_changed()
             if self._enabled and child._enabled:
                 self.system._mark_pending()
 
@@ -312,6 +313,7 @@ class MemoryRegion:
         with self.system.transaction():
             self._subregions.remove(child)
             child._parent = None
+            self.system._structure_changed()
             if self._enabled and child._enabled:
                 self.system._mark_pending()
 
@@ -324,6 +326,7 @@ class MemoryRegion:
         parent = self._parent
         if parent is None:
             self._addr = addr
+            self.system._structure_changed()
             return
         self.system._check_mutable(where)
         with self.system.transaction():
@@ -395,6 +398,7 @@ class MemoryRegion:
                 raise RegionError(f"{where}: {e}") from e
         with self.system.transaction():
             self._size = size
+            self.system._structure_changed()
             self.system._mark_pending()
 
     def set_alias_offset(self, offset: int) -> None:
@@ -407,6 +411,7 @@ class MemoryRegion:
         self.system._check_mutable(where)
         with self.system.transaction():
             self._alias_offset = offset
+            self.system._structure_changed()
             if self._enabled:
                 self.system._mark_pending()
 

@@ -34,6 +34,9 @@ class MemorySystem:
         self._listeners: list[MemoryListener] = []
         self.commits = 0
         """How many outermost commits rendered and notified (for tests and benchmarks)."""
+        self.structure_generation = 0
+        """Bumped by every change of where regions sit (add/del subregion, address, size,
+        alias offset): caches of region boundaries key on it."""
 
     # -- factories ---------------------------------------------------------------
     def container(self, name: str, size: int) -> MemoryRegion:
@@ -127,6 +130,9 @@ class MemorySystem:
 
     def _mark_pending(self) -> None:
         self._pending = True
+
+    def _structure_changed(self) -> None:
+        self.structure_generation += 1
 
     def _check_mutable(self, where: str) -> None:
         if self._committing:

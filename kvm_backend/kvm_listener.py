@@ -92,6 +92,7 @@ class KvmMemoryListener(MemoryListener):
         self._previous: list[SlotMapping] = []
         self._queue: list[str] = []
         self._detaching = False
+        self._bounds: tuple[int, frozenset[int]] | None = None
         address_space.add_listener(self)
 
     # -- state ---------------------------------------------------------------------
@@ -166,6 +167,13 @@ class KvmMemoryListener(MemoryListener):
             boundaries=bounds,
             qemu_like=self.qemu_like,
         )
+
+    def _boundaries(self) -> frozenset[int]:
+        """The tree's boundaries, recomputed only when the structure changed."""
+        gen = self.space.system.structure_generation
+        if self._bounds is None or self._bounds[0] != gen:
+            self._bounds = (gen, tree_boundaries(self.space.root))
+        return self._bounds[1]
 
     def apply(self, callbacks: tuple[str, ...] = ()) -> CommitReport:
         t0 = time.perf_counter_ns()

@@ -28,3 +28,13 @@ def test_kick_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(pause) == {"1", "2", "4"}
     assert all(v["faults"] == 0 and v["median_us"] > 0 for v in pause.values())
     assert set(doc["results"]["ioctl"]) == {"create", "delete", "move", "flags"}
+
+
+def test_pc_boot_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import pc_boot
+
+    pc_boot.main(smoke=True)
+    doc = json.loads(capsys.readouterr().out)
+    ours = doc["results"]["sim"]["ours"]
+    assert len(ours) == 4 and all(r["unchanged_bytes_unmapped"] == 0 for r in ours)
+    assert doc["results"]["summary"]["ioctls_qemu_like"] == 23
