@@ -59,7 +59,7 @@ def run_variant(backend: MemslotBackend, **options: Any) -> list[dict[str, Any]]
     return rows
 
 
-def main(smoke: bool = False) -> dict[str, Any]:
+def main(smoke: bool = False, plot: str | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"qemu10_reference": QEMU10_REFERENCE, "sim": {}, "kvm": {}}
     for name, opts in VARIANTS.items():
         results["sim"][name] = run_variant(SimVm(), **opts)
@@ -82,4 +82,9 @@ def main(smoke: bool = False) -> dict[str, Any]:
         "unchanged_unmapped_ours": sum(r["unchanged_bytes_unmapped"] for r in ours),
         "unchanged_unmapped_qemu_like": sum(r["unchanged_bytes_unmapped"] for r in qemu),
     }
-    return emit("pc_boot", {"ram": 512 << 20, "vga": False, "smoke": smoke}, results)
+    doc = emit("pc_boot", {"ram": 512 << 20, "vga": False, "smoke": smoke}, results)
+    if plot:
+        from benchmarks.plots import plot_pc_boot
+
+        plot_pc_boot(results, plot)
+    return doc

@@ -18,6 +18,7 @@ keep the guest's I/O instructions in memory that does not change.
 from __future__ import annotations
 
 import threading
+import time
 
 from flatview.address_space import AddressSpace
 from flatview.region import RegionKind
@@ -34,6 +35,8 @@ class CommitWindow:
         self.generation = 0
         self.repaired_mmio = 0
         self.repaired_fetch = 0
+        self.wait_ns = 0
+        """Total time vCPU threads waited for a window to close."""
 
     # -- the committer ---------------------------------------------------------
     def begin(self) -> None:
@@ -52,8 +55,10 @@ class CommitWindow:
         with self._cond:
             if not self._open and self.generation == entry_generation:
                 return False
+            t0 = time.perf_counter_ns()
             while self._open:
                 self._cond.wait()
+            self.wait_ns += time.perf_counter_ns() - t0
             return True
 
     def mmio(self, exit: MmioExit, entry_generation: int) -> object:

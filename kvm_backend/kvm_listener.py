@@ -51,6 +51,8 @@ class CommitReport:
     duration_ns: int
     """Planning plus ioctls."""
     callbacks: tuple[str, ...]
+    ioctl_ns: int = 0
+    """Time spent inside memslot ioctls (and dirty-log harvests)."""
 
 
 class KvmMemoryListener(MemoryListener):
@@ -93,6 +95,7 @@ class KvmMemoryListener(MemoryListener):
         self._queue: list[str] = []
         self._detaching = False
         self._bounds: tuple[int, frozenset[int]] | None = None
+        self._ioctl_ns = 0
         address_space.add_listener(self)
 
     # -- state ---------------------------------------------------------------------
@@ -156,12 +159,12 @@ class KvmMemoryListener(MemoryListener):
             self.space.flatview, readonly_mem=self.vm.readonly_mem, qemu_compat=self.qemu_compat
         )
 
-    def plan_now(self) -> Plan:
+    def plan_now(self, desired: list[SlotMapping] | None = None) -> Plan:
         """The plan the next commit would execute for the current view (no I/O)."""
-        bounds = tree_boundaries(self.space.root) if self.tree_aware and not self._detaching else ()
+        bounds = self._boundaries() if self.tree_aware and not self._detaching else frozenset()
         return plan(
             list(self._slots.values()),
-            self.desired(),
+            self.desired() if desired is None else desired,
             previous=self._previous,
             caps=self.caps,
             boundaries=bounds,
@@ -177,12 +180,15 @@ class KvmMemoryListener(MemoryListener):
 
     def apply(self, callbacks: tuple[str, ...] = ()) -> CommitReport:
         t0 = time.perf_counter_ns()
+        self._ioctl_ns = 0
         desired = self.desired()
-        p = self.plan_now()
+        p = self.plan_now(desired)
         paused_ns = self._execute(p)
         self._slots = {s.slot: s for s in p.slots_after}
         self._previous = desired
-        report = CommitReport(p, paused_ns > 0, paused_ns, time.perf_counter_ns() - t0, callbacks)
+        report = CommitReport(
+            p, paused_ns > 0, paused_ns, time.perf_counter_ns() - t0, callbacks, self._ioctl_ns
+        )
         self.reports.append(report)
         return report
 
@@ -193,11 +199,17 @@ class KvmMemoryListener(MemoryListener):
                 self._harvest(s.slot, s.mapping)
 
     def _harvest(self, slot: int, mapping: SlotMapping) -> None:
+        t0 = time.perf_counter_ns()
         bitmap = self.vm.get_dirty_log(slot_number(self.as_id, slot))
+        self._ioctl_ns += time.perf_counter_ns() - t0
         self.dirty.merge_bitmap(mapping, bitmap)
 
     def _ioctl(self, slot: int, flags: int, gpa: int, size: int, hva: int) -> None:
-        self.vm.set_user_memory_region(slot_number(self.as_id, slot), flags, gpa, size, hva)
+        t0 = time.perf_counter_ns()
+        try:
+            self.vm.set_user_memory_region(slot_number(self.as_id, slot), flags, gpa, size, hva)
+        finally:
+            self._ioctl_ns += time.perf_counter_ns() - t0
 
     def _execute(self, p: Plan) -> int:
         """Run the plan; returns the ns vCPUs were paused.  Rolls back on failure."""

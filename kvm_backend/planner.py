@@ -25,7 +25,7 @@ from typing import Literal
 import attrs
 
 from flatview.errors import FlatviewError
-from kvm_backend.abi import KVM_MEM_LOG_DIRTY_PAGES
+from kvm_backend.abi import KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY
 from kvm_backend.slot_layout import PAGE, SlotMapping
 
 OpKind = Literal["create", "delete", "flags", "move"]
@@ -120,13 +120,16 @@ class _Index:
         self.starts = [m.gpa for m in self.items]
 
     def overlapping(self, lo: int, hi: int) -> list[SlotMapping]:
+        items = self.items
         i = max(bisect.bisect_right(self.starts, lo) - 1, 0)
         out = []
-        for m in self.items[i:]:
+        while i < len(items):
+            m = items[i]
             if m.gpa >= hi:
                 break
             if m.end > lo:
                 out.append(m)
+            i += 1
         return out
 
 
@@ -135,13 +138,17 @@ def _overlap(a_lo: int, a_hi: int, b_lo: int, b_hi: int) -> int:
 
 
 def _subtract(pieces: list[SlotMapping], holes: list[tuple[int, int]]) -> list[SlotMapping]:
-    """``pieces`` minus the gpa intervals in ``holes`` (both sorted)."""
+    """``pieces`` minus the gpa intervals in ``holes`` (a sweep over both, sorted)."""
     out: list[SlotMapping] = []
     holes = sorted(holes)
-    for p in pieces:
+    starts = [lo for lo, _ in holes]
+    for p in sorted(pieces, key=lambda m: m.gpa):
         cur = p.gpa
-        for lo, hi in holes:
-            if hi <= cur or lo >= p.end:
+        i = max(bisect.bisect_right(starts, p.gpa) - 1, 0)
+        while i < len(holes) and holes[i][0] < p.end:
+            lo, hi = holes[i]
+            i += 1
+            if hi <= cur:
                 continue
             if lo > cur:
                 out.append(p.piece(cur, lo))
@@ -185,8 +192,8 @@ def _cut(
     return out
 
 
-def _exact(m: SlotMapping) -> tuple[int, int, int, int, bool]:
-    return (m.gpa, m.size, m.hva, m.block, m.readonly)
+def _exact(m: SlotMapping) -> tuple[int, int, int, int, int]:
+    return (m.gpa, m.size, m.hva, m.block, m.flags & KVM_MEM_READONLY)
 
 
 def qemu_figures(
@@ -224,21 +231,28 @@ def classify(
     added = [m for k, m in new.items() if k not in prev]
     # same range and bytes, only READONLY toggled: a flags change too
     by_range = {(m.gpa, m.size, m.block, m.delta): m for m in added}
-    for m in list(removed):
+    twins = set()
+    kept_removed = []
+    for m in removed:
         twin = by_range.get((m.gpa, m.size, m.block, m.delta))
-        if twin is not None:
+        if twin is not None and id(twin) not in twins:
             out.append(ChangeClass("flags", m.gpa, m.size))
-            removed.remove(m)
-            added.remove(twin)
+            twins.add(id(twin))
+        else:
+            kept_removed.append(m)
+    removed = kept_removed
+    added = [a for a in added if id(a) not in twins]
+    want = _Index(desired)
+    by_bytes: dict[tuple[int, int, int], list[SlotMapping]] = {}
+    for ad in added:
+        by_bytes.setdefault((ad.size, ad.hva, ad.block), []).append(ad)
     for m in list(removed):  # moves: same bytes and size, elsewhere, old place gone
-        for a in added:
-            same = a.size == m.size and a.hva == m.hva and a.block == m.block
-            gone = not any(_overlap(m.gpa, m.end, d.gpa, d.end) for d in desired)
-            if same and a.gpa != m.gpa and gone:
-                out.append(ChangeClass("move", a.gpa, a.size))
-                removed.remove(m)
-                added.remove(a)
-                break
+        candidates = by_bytes.get((m.size, m.hva, m.block), [])
+        mv = next((c for c in candidates if c.gpa != m.gpa and c in added), None)
+        if mv is not None and not want.overlapping(m.gpa, m.end):
+            out.append(ChangeClass("move", mv.gpa, mv.size))
+            removed.remove(m)
+            added.remove(mv)
     # connected components by gpa overlap
     items = sorted([(m.gpa, m.end, 0, m) for m in removed] + [(m.gpa, m.end, 1, m) for m in added])
     comps: list[list[tuple[int, int, int, SlotMapping]]] = []
@@ -319,7 +333,7 @@ def plan(
         if not keep:
             deleted.append(s)
             continue
-        nm = attrs.evolve(m, flags=new_flags)
+        nm = m if new_flags == m.flags else attrs.evolve(m, flags=new_flags)
         if new_flags != m.flags:
             stops_logging = m.logging and not new_flags & KVM_MEM_LOG_DIRTY_PAGES
             flag_ops.append(SlotOp("flags", s.slot, nm, m, False, stops_logging))
@@ -347,7 +361,7 @@ def plan(
         taken: set[int] = set()
         for s in deleted:
             m = s.mapping
-            if want.overlapping(m.gpa, m.end):
+            if not pieces or want.overlapping(m.gpa, m.end):
                 continue
             for i, r in enumerate(pieces):
                 if i in taken or (r.size, r.hva, r.flags, r.block) != (

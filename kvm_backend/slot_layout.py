@@ -53,12 +53,15 @@ class SlotMapping:
 
     def piece(self, gpa: int, end: int) -> SlotMapping:
         """The sub-range ``[gpa, end)``."""
-        return attrs.evolve(
-            self,
-            gpa=gpa,
-            size=end - gpa,
-            hva=self.hva + (gpa - self.gpa),
-            block_offset=self.block_offset + (gpa - self.gpa),
+        shift = gpa - self.gpa
+        return SlotMapping(
+            gpa,
+            end - gpa,
+            self.hva + shift,
+            self.flags,
+            self.block,
+            self.block_offset + shift,
+            self.name,
         )
 
 

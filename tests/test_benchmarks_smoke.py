@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +39,39 @@ def test_pc_boot_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     ours = doc["results"]["sim"]["ours"]
     assert len(ours) == 4 and all(r["unchanged_bytes_unmapped"] == 0 for r in ours)
     assert doc["results"]["summary"]["ioctls_qemu_like"] == 23
+
+
+@pytest.mark.kvm
+def test_overhead_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import overhead
+
+    overhead.main(smoke=True)
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert res["backend"] == "kvm"
+    assert res["pc"]["ioctl_us_p50"] > 0 and res["pc"]["python_us_p50"] > 0
+    assert res["1000"]["commits"] > 0
+
+
+@pytest.mark.kvm
+def test_vcpu_scaling_benchmark_smoke(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from benchmarks import vcpu_scaling
+
+    png = tmp_path / "scaling.png"
+    vcpu_scaling.main(smoke=True, plot=str(png))
+    res = json.loads(capsys.readouterr().out)["results"]
+    for n in ("1", "2"):
+        for mode in ("auto", "optimistic", "quiesce"):
+            assert res[n][mode]["faults"] == 0 and res[n][mode]["lost_writes"] == 0
+        assert res[n]["optimistic"]["pauses"] == 0
+    assert png.stat().st_size > 10_000
+
+
+@pytest.mark.kvm
+def test_race_soak_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import race_soak
+
+    race_soak.main(smoke=True)
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert res["ok"] is True
+    assert res["naive"]["faults"] > 0
+    assert res["auto"]["faults"] == res["optimistic"]["faults"] == 0

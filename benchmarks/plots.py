@@ -1,0 +1,52 @@
+"""matplotlib figures for ``--plot OUT.png`` (install with ``pip install flatview[bench]``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_scaling(results: dict[str, Any], out: str) -> None:
+    plt = _pyplot()
+    counts = sorted(int(n) for n in results)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for mode in ("naive", "quiesce", "auto", "optimistic"):
+        ys = [results[str(n)][mode]["latency_us"]["p50"] / 1000 for n in counts]
+        ax.plot(counts, ys, marker="o", label=mode)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("running vCPUs")
+    ax.set_ylabel("commit latency p50 (ms)")
+    ax.set_title("Commit latency against vCPUs, per mode")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_pc_boot(results: dict[str, Any], out: str) -> None:
+    plt = _pyplot()
+    rows = results["sim"]
+    labels = [r["commit"].replace("make_bios_", "").replace(", PAM ", "\n") for r in rows["ours"]]
+    xs = range(len(labels))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    width = 0.27
+    for i, name in enumerate(("ours", "ours_flat", "qemu_like")):
+        ax.bar(
+            [x + (i - 1) * width for x in xs], [r["ioctls"] for r in rows[name]], width, label=name
+        )
+    ax.set_xticks(list(xs), labels)
+    ax.set_ylabel("ioctls per commit")
+    ax.set_title("SeaBIOS PAM commits: ioctls, ours vs QEMU-style")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
