@@ -15,7 +15,7 @@ from flatview.errors import FlatviewError
 def _demo(args: argparse.Namespace) -> int:
     from flatview import demo
 
-    return demo.main()
+    return demo.main(race=args.race)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,10 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="run the demo (real KVM when /dev/kvm opens, else the simulated backend)",
-        description="Replay SeaBIOS's PAM writes on a pc-like board, then show the "
-        "memslot race on real KVM (or its hole on the simulated backend).\n\n"
-        "example: flatview demo",
+        description="Boot a pc-like guest through SeaBIOS's PAM writes and hotplug RAM "
+        "changes on real KVM (or replay the same commits on the simulated backend).\n\n"
+        "example: flatview demo\n         flatview demo --race",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument(
+        "--race",
+        action="store_true",
+        help="show the bare memslot race (naive vs pause_all) instead",
     )
     demo.set_defaults(func=_demo)
     return p

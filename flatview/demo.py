@@ -1,47 +1,68 @@
-"""The demo: the memory model on a pc-like board, then the memslot race.
+"""``flatview demo``: a pc-like VMM boots through live memory-topology changes.
 
-1. Builds the pc topology, registers a recording listener and replays the PAM
-   writes SeaBIOS makes at boot, printing each commit's callbacks.
-2. On real KVM (when /dev/kvm opens): 4 vCPUs at CPL3 sweep a RAM range while the
-   host deletes and re-creates its memslot 500 times — first without pausing
-   (guest-visible faults), then inside pause_all()/resume_all() (none).
-   Without /dev/kvm, the same re-layout runs on the simulated KVM and its
-   timeline shows the hole every delete + create opens.
+With /dev/kvm: the ``examples/pcboot`` VMM — 4 vCPUs, the boot vCPU shadowing the
+BIOS through SeaBIOS's PAM writes and growing / shrinking hotplug RAM while three
+workers execute and read inside the ranges being reshaped; each commit's plan is
+printed as QEMU trace lines, then the guest's own report.
 
-Run: ``flatview demo`` (or ``python -m flatview demo``).
+Without /dev/kvm: the same topology changes (no vCPUs) on the simulated KVM,
+whose timeline shows which guest bytes each commit unmapped.
+
+``flatview demo --race``: the bare memslot race instead (delete + create under
+running vCPUs, with and without pause_all).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from functools import partial
 
 from flatview.pc import PcBoard
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
+from kvm_backend.kvm_listener import KvmMemoryListener
 from kvm_backend.sim import SimVm
 from kvm_backend.sweep import PAGE, SweepHarness
-from listeners import ResizeRecordingListener
+from kvm_backend.trace import summary_line, trace_line
+
+MiB = 1 << 20
 
 
-def memory_model_tour() -> None:
-    board = PcBoard(ram_size=512 << 20, vapic_addr=0xCA000)
-    rec = ResizeRecordingListener()
-    board.memory.add_listener(rec)
-    print(f"pc board: {len(board.memory.flatview)} flat ranges in AS 'memory'")
-    for label, addr, value in board.seabios_pam_sequence():
-        rec.clear()
-        board.write_config(addr, value.to_bytes(4, "little"))
-        body = [line for line in rec.lines() if line not in ("begin", "commit")]
-        print(f"\n== {label}: {len(body)} callbacks")
-        for line in body:
-            print("   " + line)
-
-
-def relayout(vm: object, slot: int, base: int, size: int, hva: int) -> None:
-    vm.set_user_memory_region(slot, 0, 0, 0, 0)  # type: ignore[attr-defined]
-    vm.set_user_memory_region(slot, 0, base, size, hva)  # type: ignore[attr-defined]
+def simulated_pc_boot(reason: str) -> int:
+    print(f"/dev/kvm is not usable here ({reason}): running the pc board's topology")
+    print("changes on the simulated KVM (no vCPUs).\n")
+    board = PcBoard(ram_size=512 * MiB, vga=True)
+    hotplug = board.system.ram("hotplug-ram", 2 * MiB, max_size=8 * MiB)
+    board.root.add_subregion(0x40000000, hotplug)
+    vm = SimVm()
+    kl = KvmMemoryListener(vm, board.memory)
+    print(f"initial layout: {len(kl.slots)} slots")
+    steps: list[tuple[str, Callable[[], None]]] = [
+        (label, partial(board.write_config, addr, value.to_bytes(4, "little")))
+        for label, addr, value in board.seabios_pam_sequence()
+    ]
+    steps += [
+        ("hotplug grow to 8 MiB", partial(hotplug.set_size, 8 * MiB)),
+        ("hotplug shrink to 2 MiB", partial(hotplug.set_size, 2 * MiB)),
+    ]
+    unchanged = 0
+    for label, step in steps:
+        t0 = vm.now
+        step()
+        rep = kl.reports[-1]
+        holes = vm.holes(t0)
+        same = sum(h.size for h in holes if h.same_mapping)
+        unchanged += same
+        print(f"== {label}\n   {summary_line(rep.plan)}")
+        for op in rep.plan.ops:
+            print("   " + trace_line(op))
+        print(f"   simulated timeline: {same:#x} unchanged bytes unmapped")
+    print(f"\n{len(steps)} commits, {unchanged:#x} unchanged bytes ever unmapped")
+    return 0 if unchanged == 0 else 1
 
 
 def race_on_kvm(updates: int = 500, vcpus: int = 4) -> int:
+    """Delete + create of a slot under running vCPUs, naive then paused."""
     results = {}
     with Kvm() as kvm:
         for mode in ("naive", "paused"):
@@ -52,44 +73,33 @@ def race_on_kvm(updates: int = 500, vcpus: int = 4) -> int:
                 for _ in range(updates):
                     if mode == "paused":
                         h.runner.pause_all()
-                    relayout(h.vm, 1, h.base, h.pages * PAGE, h.data.host_addr)
+                    h.vm.set_user_memory_region(1, 0, 0, 0, 0)
+                    h.vm.set_user_memory_region(1, 0, h.base, h.pages * PAGE, h.data.host_addr)
                     if mode == "paused":
                         h.runner.resume_all()
                 results[mode] = h.finish()
-                lat = sorted(h.runner.pause_latencies_ns)
-    print(f"\n== real KVM: {vcpus} vCPUs sweeping 64 pages, {updates} delete+create re-layouts")
+    print(f"{vcpus} vCPUs sweeping 64 pages, {updates} delete+create re-layouts")
     for mode, r in results.items():
         print(
-            f"   {mode:7s} faults={r.faults} (mmio={r.mmio} mismatch={r.mismatch} "
-            f"stops={len(r.stops)}) lost_writes={r.lost_writes} sweeps={r.sweeps}"
+            f"   {mode:7s} faults={r.faults} (mmio={r.mmio} mismatch={r.mismatch}) "
+            f"lost_writes={r.lost_writes}"
         )
-    if lat:
-        print(f"   pause_all median {lat[len(lat) // 2] / 1000:.0f} us")
     ok = results["naive"].faults > 0 and results["paused"].faults == 0
-    print("   => the naive update is guest-visible; the paused one is not" if ok else "   !!")
     return 0 if ok else 1
 
 
-def race_on_sim(reason: str) -> int:
-    print(f"\n== simulated KVM ({reason})")
-    vm = SimVm()
-    base, size, hva = 0x10000000, 64 * PAGE, 0x7F0000000000
-    vm.set_user_memory_region(1, 0, base, size, hva)
-    t0 = vm.now
-    relayout(vm, 1, base, size, hva)
-    holes = vm.holes(t0)
-    for h in holes:
-        print(
-            f"   delete+create unmapped [{h.gpa:#x}, {h.gpa + h.size:#x}) for {h.steps} "
-            f"ioctl step(s); same mapping before and after: {h.same_mapping}"
-        )
-    return 0 if holes else 1
-
-
-def main() -> int:
-    memory_model_tour()
+def main(race: bool = False) -> int:
     reason = kvm_unavailable_reason()
-    return race_on_kvm() if reason is None else race_on_sim(reason)
+    if reason is not None:
+        return simulated_pc_boot(reason)
+    if race:
+        return race_on_kvm()
+    try:
+        from examples.pcboot.__main__ import main as pcboot_main
+    except ImportError:  # an installed wheel carries no examples/
+        print("examples/ is not importable (run from a source checkout); showing the race")
+        return race_on_kvm()
+    return pcboot_main([])
 
 
 if __name__ == "__main__":

@@ -43,12 +43,14 @@ class PcBoard:
         below_4g_limit: int = 3 * GiB,
         bios_size: int = 256 * KiB,
         vga: bool = True,
+        vga_ops: MmioOps | None = None,
         vapic_addr: int | None = None,
+        ram_max_size: int | None = None,
     ) -> None:
         self.system = system or MemorySystem()
         s = self.system
         self.root = s.container("system", 2**64)
-        self.ram = s.ram("pc.ram", ram_size)
+        self.ram = s.ram("pc.ram", ram_size, max_size=ram_max_size)
         below = min(ram_size, below_4g_limit)
         self.ram_below_4g = s.alias("ram-below-4g", self.ram, 0, below)
         self.ram_above_4g: MemoryRegion | None = None
@@ -58,7 +60,7 @@ class PcBoard:
         self.isa_bios = s.alias("isa-bios", self.bios, bios_size - isa_size, isa_size)
         self.option_rom = s.rom("pc.rom", 128 * KiB)
         self.vga_lowmem: MemoryRegion | None = (
-            s.mmio("vga-lowmem", 128 * KiB, MmioOps()) if vga else None
+            s.mmio("vga-lowmem", 128 * KiB, vga_ops or MmioOps()) if vga else None
         )
         self.smram_region = s.alias("smram-region", self.pci, 0xA0000, 0x20000)
         self.pam: list[list[MemoryRegion]] = []

@@ -1,0 +1,242 @@
+"""A pc-like VMM in one file: board, devices, vCPUs and the KVM listener.
+
+Board (flatview.pc.PcBoard): pc.ram (resizable) behind ram-below-4g, pc.bios at
+the top of 4 GiB with its isa-bios alias at 0xe0000, pc.rom at 0xc0000, the 13
+PAM segments with their four aliases each, vga-lowmem (MMIO) at 0xa0000; plus a
+hotplug RAM device at 1 GiB that the guest grows and shrinks.
+
+Ports: 0xcf8/0xcfc config space (only the i440fx PAM registers 0x59-0x5f do
+anything: a dword write re-applies all 13 segments in one commit), 0x3f8 serial
+output, 0x510 hotplug RAM size in MiB, 0x502-0x506 the boot vCPU's checksums,
+0x512 boot done; workers use 0x10 (mismatch), 0x11/0x12 (stop).
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+import threading
+from typing import TextIO
+
+import attrs
+
+from examples.pcboot.guest import BOOT
+from flatview import AccessError, MmioOps
+from flatview.pc import PcBoard
+from kvm_backend import guest
+from kvm_backend import guest_code as gc
+from kvm_backend.exits import IoExit, MmioExit, StopExit
+from kvm_backend.kvm import Kvm
+from kvm_backend.kvm_listener import KvmMemoryListener, Mode
+from kvm_backend.runner import VcpuRunner, VcpuThread
+from kvm_backend.sim import SimVm
+from kvm_backend.trace import summary_line, trace_line
+
+MiB = 1 << 20
+HOTPLUG_GPA = 0x40000000
+WORK_BASE, WORK_PAGES = 0xD0000, 16  # PAM segments 5-8, reshaped by every commit
+WORKER_CODE = 0xC0000  # PAM segment 1: workers execute from the reshaped range
+COUNTERS = 0x50000
+
+
+@attrs.define
+class Report:
+    commits: int = 0
+    ioctls: int = 0
+    pauses: int = 0
+    qemu_ioctls: int = 0
+    faults: int = 0
+    dropped_writes: int = 0
+    vga_writes: int = 0
+    serial: str = ""
+    checksums: dict[int, list[int]] = attrs.field(factory=dict)
+    expected: dict[int, int] = attrs.field(factory=dict)
+    worker_sweeps: list[int] = attrs.field(factory=list)
+    stops: list[str] = attrs.field(factory=list)
+    iterations: int = 0
+
+    @property
+    def checksums_match(self) -> bool:
+        return all(
+            self.checksums.get(port) == [want] * self.iterations
+            for port, want in self.expected.items()
+        )
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.faults == 0
+            and self.checksums_match
+            and self.dropped_writes == self.iterations
+            and all(n > 0 for n in self.worker_sweeps)
+        )
+
+
+class PcVmm:
+    def __init__(
+        self,
+        vcpus: int = 4,
+        mode: Mode = "auto",
+        iterations: int = 3,
+        log: TextIO | None = sys.stdout,
+    ) -> None:
+        self.report = Report(iterations=iterations)
+        self.log = log
+        self.lock = threading.Lock()
+        self.board = PcBoard(
+            ram_size=512 * MiB,
+            ram_max_size=512 * MiB,
+            vga=True,
+            vga_ops=MmioOps(write=self._vga_write),
+        )
+        self.hotplug = self.board.system.ram("hotplug-ram", 2 * MiB, max_size=8 * MiB)
+        self.board.root.add_subregion(HOTPLUG_GPA, self.hotplug)
+        self._load_images()
+        self.kvm = Kvm()
+        self.vm = self.kvm.create_vm()
+        vcpu_list = [self.vm.create_vcpu(i) for i in range(vcpus)]
+        self.runner = VcpuRunner(vcpu_list, self)
+        self.kl = KvmMemoryListener(self.vm, self.board.memory, vcpus=self.runner, mode=mode)
+        # the same commits, planned as QEMU's listener would, on a simulated KVM
+        self.qemu = KvmMemoryListener(SimVm(), self.board.memory, qemu_like=True)
+        self._start_vcpus(vcpu_list, iterations)
+        self._cf8 = 0
+
+    # -- setup -------------------------------------------------------------------------
+    def _load_images(self) -> None:
+        ram = self.board.ram.ram_block
+        bios = self.board.bios.ram_block
+        rom = self.board.option_rom.ram_block
+        hot = self.hotplug.ram_block
+        assert ram and bios and rom and hot
+        guest.write_system_tables(ram.buffer(), BOOT)
+        for off in range(0, bios.used_length, 8):  # a recognisable BIOS image
+            bios.write(off, struct.pack("<Q", (off * 0x9E3779B1 + 0x5EED) & (2**64 - 1)))
+        for p in range(WORK_PAGES):  # same bytes in RAM and option ROM: PAM flips are invisible
+            gpa = WORK_BASE + p * 4096
+            ram.write(gpa, struct.pack("<Q", gpa))
+            rom.write(gpa - 0xC0000, struct.pack("<Q", gpa))
+        ram.write(WORKER_CODE, gc.SWEEP)
+        rom.write(0, gc.SWEEP)
+        for off in range(0, hot.used_length, 8):
+            hot.write(off, struct.pack("<Q", off ^ 0xA5A5A5A5))
+        shadow = bios.read(bios.used_length - 0x20000, 0x20000)
+        self.report.expected = {
+            0x502: sum(struct.unpack("<16384Q", shadow)) & 0xFFFFFFFF,
+            0x503: struct.unpack_from("<Q", shadow, 0x10000)[0] & 0xFFFFFFFF,
+            0x504: sum(range(HOTPLUG_GPA + 2 * MiB, HOTPLUG_GPA + 8 * MiB, 8)) & 0xFFFFFFFF,
+            0x505: sum(range(HOTPLUG_GPA + 2 * MiB, HOTPLUG_GPA + 8 * MiB, 8)) & 0xFFFFFFFF,
+            0x506: sum(off ^ 0xA5A5A5A5 for off in range(0, 2 * MiB, 8)) & 0xFFFFFFFF,
+        }
+
+    def _start_vcpus(self, vcpus: list, iterations: int) -> None:  # type: ignore[type-arg]
+        cpuid = self.kvm.supported_cpuid()
+        boot, *workers = vcpus
+        guest.enter_user_mode(
+            self.kvm, boot, guest.CODE, {"r15": iterations, "r14": guest.STOP_FLAG}, cpuid
+        )
+        for w in workers:
+            guest.enter_user_mode(
+                self.kvm,
+                w,
+                WORKER_CODE,
+                {
+                    "rdi": WORK_BASE,
+                    "rsi": WORK_PAGES,
+                    "r8": COUNTERS + 8 * w.index,
+                    "r9": 0,
+                    "r10": guest.STOP_FLAG,
+                    "r12": guest.progress_addr(w.index),
+                },
+                cpuid,
+            )
+
+    # -- devices (called on vCPU threads) -------------------------------------------------
+    def _vga_write(self, offset: int, size: int, value: int) -> None:
+        with self.lock:
+            self.report.vga_writes += 1
+
+    def _commit_hook(self, before: int) -> None:
+        for rep in self.kl.reports[before:]:
+            self.report.commits += 1
+            self.report.ioctls += rep.plan.ioctls
+            self.report.pauses += rep.paused
+            if self.log:
+                print(
+                    f"commit {self.report.commits}: {summary_line(rep.plan, rep.paused)}",
+                    file=self.log,
+                )
+                for op in rep.plan.ops:
+                    print("    " + trace_line(op), file=self.log)
+
+    def io(self, vcpu: VcpuThread, exit: IoExit) -> bytes | None:
+        value = int.from_bytes(exit.data[:4], "little") if exit.data else 0
+        port = exit.port
+        if port == 0xCF8:
+            self._cf8 = value
+        elif port == 0xCFC and exit.is_write and self._cf8 & 0x80000000:
+            before = len(self.kl.reports)
+            self.board.write_config(self._cf8 & 0xFC, exit.data.ljust(4, b"\0")[:4])
+            self._commit_hook(before)
+        elif port == 0x3F8:
+            self.report.serial += exit.data.decode("latin-1")
+        elif port == 0x510:
+            before = len(self.kl.reports)
+            self.hotplug.set_size(value * MiB)
+            self._commit_hook(before)
+        elif 0x502 <= port <= 0x506:
+            self.report.checksums.setdefault(port, []).append(value)
+        elif port == 0x512:
+            vcpu.stop()
+        elif port == gc.PORT_REPORT:
+            with self.lock:
+                self.report.faults += 1
+        elif port == gc.PORT_DONE:
+            vcpu.stop()
+        return None if exit.is_write else b"\xff" * (exit.size * exit.count)
+
+    def mmio(self, vcpu: VcpuThread, exit: MmioExit) -> bytes | None:
+        fr = self.board.memory.flatview.lookup(exit.addr)
+        ram = fr is not None and fr.region.is_ram
+        if ram and not (exit.is_write and fr is not None and fr.readonly):
+            with self.lock:  # an exit on RAM the guest may access: the update was visible
+                self.report.faults += 1
+            return None if exit.is_write else b"\xff" * exit.length
+        try:
+            if exit.is_write:
+                dropped = self.board.memory.write(exit.addr, exit.data)
+                with self.lock:
+                    self.report.dropped_writes += bool(dropped)
+                return None
+            return self.board.memory.read(exit.addr, exit.length)
+        except AccessError:
+            return None if exit.is_write else b"\xff" * exit.length
+
+    def stop(self, vcpu: VcpuThread, exit: StopExit) -> bool:
+        with self.lock:
+            self.report.faults += 1
+            self.report.stops.append(f"vCPU {vcpu.index}: {exit.reason} rip={exit.rip}")
+        return False
+
+    # -- run ---------------------------------------------------------------------------
+    def run(self, timeout: float = 60.0) -> Report:
+        self.runner.start()
+        try:
+            self.runner.wait(timeout)
+        finally:
+            self.runner.stop()
+        buf = self.board.ram.ram_block.buffer()  # type: ignore[union-attr]
+        self.report.worker_sweeps = [
+            struct.unpack_from("<Q", buf, guest.progress_addr(i))[0]
+            for i in range(1, len(self.runner.threads))
+        ]
+        self.report.qemu_ioctls = sum(r.plan.ioctls for r in self.qemu.reports[1:])
+        return self.report
+
+    def close(self) -> None:
+        for t in self.runner.threads:
+            t.vcpu.close()
+        self.vm.close()
+        self.kvm.close()
+        for mr in (self.board.ram, self.board.bios, self.board.option_rom, self.hotplug):
+            mr.close()
