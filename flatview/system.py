@@ -7,8 +7,7 @@ outermost commit renders and notifies, and only when an update is pending.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 from flatview.errors import TransactionError
@@ -119,14 +118,9 @@ class MemorySystem:
         if error is not None:
             raise error
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[MemorySystem]:
+    def transaction(self) -> _Transaction:
         """``with system.transaction():`` — commits even if the body raises."""
-        self.begin()
-        try:
-            yield self
-        finally:
-            self.commit()
+        return _Transaction(self)
 
     def _mark_pending(self) -> None:
         self._pending = True
@@ -197,3 +191,24 @@ class MemorySystem:
 
     def _remove_listener(self, listener: MemoryListener) -> None:
         self._listeners.remove(listener)
+
+
+class _Transaction:
+    """A class-based context manager: cheaper than a generator on hot setters."""
+
+    __slots__ = ("_system",)
+
+    def __init__(self, system: MemorySystem) -> None:
+        self._system = system
+
+    def __enter__(self) -> MemorySystem:
+        self._system.begin()
+        return self._system
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._system.commit()
