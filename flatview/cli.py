@@ -1,43 +1,302 @@
 """The ``flatview`` command line.
 
-Errors in input are reported as one line naming the place, with exit status 2,
-never as a traceback.
+Bad input (a malformed scenario or dump, an unknown step or region, a bad number)
+is reported as one line naming the file, the line and the problem, with exit
+status 2 — never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from flatview.errors import FlatviewError
 
+EPILOG = {
+    "show": "example: flatview show examples/scenarios/pc-pam.yaml --step writable-1 --flat",
+    "diff": "example: flatview diff examples/scenarios/pc-pam.yaml@ "
+    "examples/scenarios/pc-pam.yaml@writable-1\n"
+    "         flatview diff before.mtree after.mtree --json",
+    "replay": "example: flatview replay examples/scenarios/pc-pam.yaml --backend sim",
+    "map": "example: flatview map examples/scenarios/pc-pam.yaml@ "
+    "examples/scenarios/pc-pam.yaml@writable-2 --html map.html",
+    "stress": "example: flatview stress --vcpus 4 --transactions 500 --mode auto --seed 1",
+    "demo": "example: flatview demo\n         flatview demo --race",
+}
 
-def _demo(args: argparse.Namespace) -> int:
+
+def _colour(enabled: bool) -> dict[str, str]:
+    if not enabled:
+        return {"-": "", "+": "", "~": "", "0": ""}
+    return {"-": "\033[31m", "+": "\033[32m", "~": "\033[33m", "0": "\033[0m"}
+
+
+def _fmt_range(prefix: str, r: Any, c: dict[str, str]) -> str:
+    off = f" @{r.offset:016x}" if r.offset else ""
+    return (
+        f"{c.get(prefix, '')}{prefix} {r.start:016x}-{r.start + r.size - 1:016x} "
+        f"({r.type}): {r.region}{off}{c['0']}"
+    )
+
+
+# -- commands ------------------------------------------------------------------------------
+def cmd_show(args: argparse.Namespace) -> int:
+    from flatview.dump import load_dump, looks_like_dump
+    from flatview.mtree import flat_json, format_flat, format_tree
+    from flatview.replay import range_json
+    from flatview.scenario import Scenario
+
+    if looks_like_dump(args.file):
+        ranges = load_dump(args.file, args.address_space)
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "address_spaces": {
+                            args.address_space or "memory": [range_json(r) for r in ranges]
+                        }
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            for r in ranges:
+                off = f" @{r.offset:016x}" if r.offset else ""
+                print(f"  {r.start:016x}-{r.start + r.size - 1:016x} ({r.type}): {r.region}{off}")
+        return 0
+    sc = Scenario(args.file)
+    try:
+        if args.step is not None:
+            sc.run_until(sc.step_index(args.step) + 1)
+        spaces = list(sc.spaces.values())
+        if args.json:
+            if not args.flat:
+                raise FlatviewError("show: --json needs --flat")
+            print(json.dumps(flat_json(spaces), indent=2))
+        elif args.flat:
+            sys.stdout.write(format_flat(spaces))
+        else:
+            sys.stdout.write(format_tree(spaces, disabled=args.disabled))
+    finally:
+        sc.close()
+    return 0
+
+
+def _print_facts(facts: dict[str, Any]) -> None:
+    from kvm_backend.planner import SlotOp
+    from kvm_backend.slot_layout import SlotMapping
+    from kvm_backend.trace import trace_line
+
+    for c in facts["classes"]:
+        print(f"change: {c['kind']} {c['gpa']:#x}+{c['size']:#x}")
+    for op in facts["ioctls"]:
+        m = SlotMapping(op["gpa"], op["size"], 0, op["flags"])
+        line = trace_line(SlotOp(op["op"], op["slot"], m), op["as_id"])
+        print(line.replace(" ua=0x0", ""))
+    q = facts["qemu_style"]
+    n = len(facts["ioctls"])
+    print(
+        f"summary: {n} ioctls, remapped {facts['remapped_bytes']:#x} bytes, unchanged "
+        f"unmapped {facts['unchanged_bytes_unmapped']:#x}, pause "
+        f"{'needed' if facts['paused'] else 'not needed'}; "
+        f"QEMU-style full re-slot: {q['ioctls']} ioctls, {q['unmapped_bytes']:#x} bytes "
+        f"unmapped"
+    )
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from flatview.replay import Ref, diff_refs, range_diff, range_json
+
+    a, b = Ref.parse(args.a), Ref.parse(args.b)
+    pair = diff_refs(a, b, args.address_space)
+    d = range_diff(pair.a, pair.b)
+    facts = pair.facts
+    facts["paused"] = bool(
+        facts["paused"] or facts["remapped_bytes"] or facts["unchanged_bytes_unmapped"]
+    )
+    if args.json:
+        out = dict(facts)
+        out.update(
+            {
+                "a": a.label,
+                "b": b.label,
+                "removed": [range_json(r) for r in d["removed"]],
+                "added": [range_json(r) for r in d["added"]],
+                "resized": [{"old": range_json(o), "new": range_json(n)} for o, n in d["resized"]],
+                "unchanged": d["unchanged"],
+            }
+        )
+        print(json.dumps(out, indent=2))
+        return 0
+    c = _colour(sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    print(f"--- {a.label}\n+++ {b.label}")
+    rows: list[tuple[int, int, str]] = []
+    for r in d["removed"]:
+        rows.append((r.start, 0, _fmt_range("-", r, c)))
+    for o, n in d["resized"]:
+        rows.append((o.start, 1, _fmt_range("~", n, c) + f" (was size {o.size:#x})"))
+    for r in d["added"]:
+        rows.append((r.start, 2, _fmt_range("+", r, c)))
+    for row in sorted(rows):
+        print(row[2])
+    if d["unchanged"]:
+        print(f"  ({d['unchanged']} unchanged range{'s' if d['unchanged'] != 1 else ''} folded)")
+    _print_facts(facts)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from flatview.replay import replay
+
+    result = replay(args.files, args.backend, args.mode, args.address_space)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for step in result["steps"]:
+        print(f"== {step['name']}")
+        _print_facts(step)
+        for s in step["slots_after"]:
+            print(
+                f"   slot {s['slot']:3d} gpa={s['gpa']:#x} size={s['size']:#x} "
+                f"flags={s['flags']:#x} {s['region']} @{s['offset']:#x}"
+            )
+    t = result["totals"]
+    print(
+        f"totals: {t['steps']} steps, {t['ioctls']} ioctls (QEMU-style "
+        f"{t['qemu_style_ioctls']}), remapped {t['remapped_bytes']:#x}, unchanged unmapped "
+        f"{t['unchanged_bytes_unmapped']:#x}, {t['paused_steps']} steps needed a pause"
+    )
+    return 0
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from flatview.replay import Ref, diff_refs, range_diff, state_ranges
+    from flatview.svgmap import render_html, render_svg
+
+    if not args.svg and not args.html:
+        raise FlatviewError("map: give --svg OUT or --html OUT")
+    a = Ref.parse(args.a)
+    if args.b:
+        b = Ref.parse(args.b)
+        pair = diff_refs(a, b, args.address_space)
+        d = range_diff(pair.a, pair.b)
+        gone = {id(r) for r in d["removed"]} | {id(o) for o, _ in d["resized"]}
+        new = {id(r) for r in d["added"]} | {id(n) for _, n in d["resized"]}
+        states = [pair.a, pair.b]
+        changed = [
+            {i for i, r in enumerate(pair.a) if id(r) in gone},
+            {i for i, r in enumerate(pair.b) if id(r) in new},
+        ]
+        svg = render_svg([a.label, b.label], states, [pair.slots_a, pair.slots_b], changed)
+        f = pair.facts
+        summary = [
+            f"{len(f['ioctls'])} ioctls, remapped {f['remapped_bytes']:#x} bytes, "
+            f"unchanged unmapped {f['unchanged_bytes_unmapped']:#x}",
+            *[f"{c['kind']} at {c['gpa']:#x}+{c['size']:#x}" for c in f["classes"]],
+        ]
+        title = f"{a.label} -> {b.label}"
+    else:
+        ranges = state_ranges(a, args.address_space)
+        svg = render_svg([a.label], [ranges], [[]], [set()])
+        summary = [f"{len(ranges)} flat ranges"]
+        title = a.label
+    if args.svg:
+        Path(args.svg).write_text(svg)
+    if args.html:
+        Path(args.html).write_text(render_html(title, svg, summary))
+    return 0
+
+
+def cmd_stress(args: argparse.Namespace) -> int:
+    from flatview.stress import stress
+
+    result = stress(args.vcpus, args.transactions, args.mode, args.seed)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        lat = result["latency_us"]
+        print(
+            f"{args.vcpus} vCPUs, {result['commits']} commits in mode {args.mode}: "
+            f"faults {result['faults']}, lost writes {result['lost_writes']}, pauses "
+            f"{result['pauses']}, commit latency p50 {lat['p50']:.0f} us, p99 {lat['p99']:.0f} us"
+        )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
     from flatview import demo
 
     return demo.main(race=args.race)
 
 
+# -- parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="flatview",
         description="QEMU's memory model and atomic KVM memslot updates for Python VMMs.",
     )
-    sub = p.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser(
-        "demo",
-        help="run the demo (real KVM when /dev/kvm opens, else the simulated backend)",
-        description="Boot a pc-like guest through SeaBIOS's PAM writes and hotplug RAM "
-        "changes on real KVM (or replay the same commits on the simulated backend).\n\n"
-        "example: flatview demo\n         flatview demo --race",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    demo.add_argument(
+    sub = p.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog=EPILOG[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    s = add("show", "print a scenario's tree (info mtree) or flat view (info mtree -f)")
+    s.add_argument("file", help="scenario (.yaml) or 'info mtree -f' dump")
+    s.add_argument("--step", help="show the state after this step")
+    s.add_argument("--flat", action="store_true", help="flat view (info mtree -f)")
+    s.add_argument("--json", action="store_true", help="JSON (with --flat)")
+    s.add_argument("--disabled", "-D", action="store_true", help="include disabled regions")
+    s.add_argument("--as", dest="address_space", help="address space of a dump")
+    s.set_defaults(func=cmd_show)
+
+    d = add("diff", "range diff, change classes and memslot plan from state A to state B")
+    d.add_argument("a", help="FILE@STEP (FILE@ = initial state) or a dump file")
+    d.add_argument("b", help="FILE@STEP or a dump file")
+    d.add_argument("--json", action="store_true")
+    d.add_argument("--as", dest="address_space", help="address space (default: memory)")
+    d.set_defaults(func=cmd_diff)
+
+    r = add("replay", "drive a scenario's steps (or dump files) through the KVM listener")
+    r.add_argument("files", nargs="+", help="one scenario file, or several dump files")
+    r.add_argument("--backend", choices=("sim", "kvm"), default="sim")
+    r.add_argument("--mode", choices=("auto", "optimistic", "quiesce", "naive"), default="auto")
+    r.add_argument("--json", action="store_true")
+    r.add_argument("--as", dest="address_space", help="address space (default: memory)")
+    r.set_defaults(func=cmd_replay)
+
+    m = add("map", "draw the guest-physical map of A (and its change to B) as SVG or HTML")
+    m.add_argument("a")
+    m.add_argument("b", nargs="?")
+    m.add_argument("--svg", metavar="OUT")
+    m.add_argument("--html", metavar="OUT")
+    m.add_argument("--as", dest="address_space")
+    m.set_defaults(func=cmd_map)
+
+    st = add("stress", "the real-KVM race harness: faults, lost writes, pauses, latency")
+    st.add_argument("--vcpus", type=int, default=4)
+    st.add_argument("--transactions", type=int, default=500)
+    st.add_argument("--mode", choices=("auto", "optimistic", "quiesce", "naive"), default="auto")
+    st.add_argument("--seed", type=int, default=1)
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_stress)
+
+    de = add("demo", "boot a pc-like guest through live topology changes (or simulate them)")
+    de.add_argument(
         "--race",
         action="store_true",
         help="show the bare memslot race (naive vs pause_all) instead",
     )
-    demo.set_defaults(func=_demo)
+    de.set_defaults(func=cmd_demo)
     return p
 
 
@@ -47,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except FlatviewError as e:
         print(f"flatview {args.command}: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"flatview {args.command}: {e.filename or ''}: {e.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -27,3 +27,12 @@ class AccessError(FlatviewError):
         super().__init__(message)
         self.addr = addr
         self.size = size
+
+
+class InputError(FlatviewError):
+    """A problem in a file the user gave (scenario, dump): one line naming the place."""
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+        self.path = path
+        self.line = line

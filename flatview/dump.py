@@ -1,0 +1,118 @@
+"""Parsing QEMU's ``info mtree -f`` output into flat ranges per address space."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import attrs
+
+from flatview.errors import InputError
+
+_RANGE = re.compile(
+    r"^  (?P<start>[0-9a-f]{16})-(?P<end>[0-9a-f]{16}) \(prio (?P<prio>-?\d+), "
+    r"(?P<type>[a-z/-]+)\): (?P<rest>.*)$"
+)
+_AS = re.compile(r'^ AS "(?P<name>[^"]*)", root: (?P<root>.*)$')
+TYPES = ("ram", "rom", "romd", "ramd", "i/o", "container")
+
+
+@attrs.frozen
+class DumpRange:
+    start: int
+    size: int
+    type: str
+    """ram, rom, romd, ramd or i/o (``nv-`` stripped into ``nonvolatile``)."""
+    region: str
+    offset: int
+    nonvolatile: bool = False
+    line: int = 0
+
+    @property
+    def mapped(self) -> bool:
+        return self.type in ("ram", "rom", "romd", "ramd")
+
+    @property
+    def readonly(self) -> bool:
+        return self.type in ("rom", "romd")
+
+
+def parse_dump(text: str, path: str) -> dict[str, list[DumpRange]]:
+    """Address-space name -> its flat ranges; every AS of a FlatView block gets them."""
+    spaces: dict[str, list[DumpRange]] = {}
+    current: list[str] | None = None
+    ranges: list[DumpRange] = []
+    saw_root = False
+
+    def close() -> None:
+        if current is not None:
+            if not saw_root:
+                raise InputError(path, lineno, "FlatView block without 'Root memory region'")
+            for name in current:
+                spaces[name] = list(ranges)
+
+    lineno = 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if line.startswith("FlatView #"):
+            close()
+            current, ranges, saw_root = [], [], False
+            continue
+        if current is None:
+            raise InputError(path, lineno, "expected 'FlatView #N' (an 'info mtree -f' dump)")
+        m = _AS.match(line)
+        if m:
+            current.append(m.group("name"))
+            continue
+        if line.startswith(" Root memory region: "):
+            saw_root = True
+            continue
+        if line.strip() == "No rendered FlatView":
+            continue
+        m = _RANGE.match(line)
+        if not m:
+            raise InputError(path, lineno, f"unrecognised line: {line.strip()[:60]!r}")
+        start, end = int(m.group("start"), 16), int(m.group("end"), 16)
+        if end < start:
+            raise InputError(path, lineno, "range end before its start")
+        typ = m.group("type")
+        nv = typ.startswith("nv-")
+        typ = typ.removeprefix("nv-")
+        if typ not in TYPES:
+            raise InputError(path, lineno, f"unknown range type {typ!r}")
+        rest = m.group("rest").removesuffix(" KVM")
+        offset = 0
+        om = re.match(r"^(?P<name>.*) @(?P<off>[0-9a-f]{16})$", rest)
+        if om:
+            rest, offset = om.group("name"), int(om.group("off"), 16)
+        if not rest:
+            raise InputError(path, lineno, "range without a region name")
+        if ranges and start < ranges[-1].start + ranges[-1].size:
+            raise InputError(path, lineno, "ranges overlap or are out of order")
+        ranges.append(DumpRange(start, end - start + 1, typ, rest, offset, nv, lineno))
+    if current is None:
+        raise InputError(path, lineno, "no 'FlatView #N' block (truncated or not a dump)")
+    close()
+    if not spaces:
+        raise InputError(path, lineno, "no address space in the dump")
+    return spaces
+
+
+def load_dump(path: str, address_space: str | None = None) -> list[DumpRange]:
+    """The ranges of ``address_space`` (default: the view holding AS "memory")."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise InputError(path, 0, f"cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, 0, "not a text file") from None
+    spaces = parse_dump(text, path)
+    name = address_space or ("memory" if "memory" in spaces else next(iter(spaces)))
+    if name not in spaces:
+        raise InputError(path, 0, f"no address space {name!r} (have: {', '.join(spaces)})")
+    return spaces[name]
+
+
+def looks_like_dump(path: str) -> bool:
+    return not path.endswith((".yaml", ".yml"))

@@ -1,0 +1,283 @@
+"""What the CLI computes: states from scenario steps or dumps, driven through the
+KVM listener into the simulated or the real KVM, reported as stable JSON facts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
+
+import attrs
+
+from flatview.address_space import AddressSpace
+from flatview.dump import DumpRange, load_dump, looks_like_dump
+from flatview.errors import InputError
+from flatview.scenario import Scenario
+from flatview.snapshot import SnapshotTree, ranges_of_view
+from kvm_backend.kvm import Kvm, kvm_unavailable_reason
+from kvm_backend.kvm_listener import KvmMemoryListener, Mode
+from kvm_backend.memslot import MemslotBackend
+from kvm_backend.planner import Plan, Slot
+from kvm_backend.sim import SimVm
+
+
+@attrs.frozen
+class Ref:
+    """``FILE@STEP`` (``FILE@`` = initial state) or a dump file."""
+
+    path: str
+    step: str | None
+    dump: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Ref:
+        if looks_like_dump(text.split("@", 1)[0]) and "@" not in text:
+            return cls(text, None, True)
+        path, _, step = text.rpartition("@") if "@" in text else (text, "", "")
+        if looks_like_dump(path):
+            raise InputError(path, 0, "a dump file takes no '@STEP'")
+        return cls(path, step or None, False)
+
+    @property
+    def label(self) -> str:
+        return self.path if self.dump else f"{self.path}@{self.step or ''}"
+
+
+def step_index(sc: Scenario, step: str | None) -> int:
+    return 0 if step is None else sc.step_index(step) + 1
+
+
+def range_key(r: DumpRange) -> tuple[int, int, str, int, str]:
+    return (r.start, r.size, r.region, r.offset, r.type)
+
+
+def range_json(r: DumpRange) -> dict[str, Any]:
+    return {
+        "start": r.start,
+        "size": r.size,
+        "region": r.region,
+        "offset": r.offset,
+        "kind": r.type,
+        "readonly": r.readonly,
+    }
+
+
+def range_diff(a: Sequence[DumpRange], b: Sequence[DumpRange]) -> dict[str, Any]:
+    ka, kb = {range_key(r): r for r in a}, {range_key(r): r for r in b}
+    removed = [r for k, r in ka.items() if k not in kb]
+    added = [r for k, r in kb.items() if k not in ka]
+    resized = []
+    for r in list(removed):
+        twin = next(
+            (
+                n
+                for n in added
+                if (n.start, n.region, n.offset, n.type) == (r.start, r.region, r.offset, r.type)
+            ),
+            None,
+        )
+        if twin is not None:
+            resized.append((r, twin))
+            removed.remove(r)
+            added.remove(twin)
+    return {
+        "removed": removed,
+        "added": added,
+        "resized": resized,
+        "unchanged": sum(1 for k in ka if k in kb),
+    }
+
+
+def slot_json(s: Slot) -> dict[str, Any]:
+    m = s.mapping
+    return {
+        "slot": s.slot,
+        "gpa": m.gpa,
+        "size": m.size,
+        "flags": m.flags,
+        "region": m.name,
+        "offset": m.block_offset,
+    }
+
+
+def plan_facts(
+    name: str,
+    plan: Plan | None,
+    paused: bool,
+    unchanged: int,
+    slots: Sequence[Slot],
+    as_id: int = 0,
+) -> dict[str, Any]:
+    ops = plan.ops if plan is not None else ()
+    return {
+        "name": name,
+        "ioctls": [
+            {
+                "op": op.op,
+                "as_id": as_id,
+                "slot": op.slot,
+                "gpa": op.ioctl_args()[1],
+                "size": op.ioctl_args()[2],
+                "flags": op.ioctl_args()[0],
+            }
+            for op in ops
+        ],
+        "classes": [
+            {"kind": c.kind, "gpa": c.gpa, "size": c.size}
+            for c in (plan.classes if plan is not None else ())
+        ],
+        "remapped_bytes": plan.remapped_bytes if plan is not None else 0,
+        "unchanged_bytes_unmapped": unchanged,
+        "paused": paused,
+        "qemu_style": {
+            "ioctls": plan.qemu_ioctls if plan is not None else 0,
+            "unmapped_bytes": plan.qemu_unmapped_bytes if plan is not None else 0,
+        },
+        "slots_after": [slot_json(s) for s in slots],
+    }
+
+
+@contextmanager
+def backend(kind: str) -> Iterator[MemslotBackend]:
+    if kind == "sim":
+        yield SimVm()
+        return
+    reason = kvm_unavailable_reason()
+    if reason is not None:
+        raise InputError("--backend kvm", 0, f"needs /dev/kvm: {reason}")
+    with Kvm() as kvm, kvm.create_vm() as vm:
+        yield vm
+
+
+class Driver:
+    """A listener on a backend, reporting each commit as facts."""
+
+    def __init__(self, vm: MemslotBackend, space: AddressSpace, mode: Mode = "auto") -> None:
+        self.vm = vm
+        self.listener = KvmMemoryListener(vm, space, mode=mode)
+
+    def commit(self, name: str, change: Callable[[], None]) -> dict[str, Any]:
+        before = len(self.listener.reports)
+        t0 = self.vm.now if isinstance(self.vm, SimVm) else 0
+        change()
+        reports = self.listener.reports[before:]
+        plan = reports[-1].plan if reports else None
+        if plan is None:
+            unchanged = 0
+        elif isinstance(self.vm, SimVm):
+            unchanged = sum(h.size for h in self.vm.holes(t0) if h.same_mapping)
+        else:
+            unchanged = plan.unchanged_bytes_unmapped
+        paused = any(r.paused for r in reports)
+        return plan_facts(name, plan, paused, unchanged, self.listener.slots)
+
+
+@attrs.define
+class Pair:
+    """Ranges of A and B, the facts of the commit from A to B, and the slots of each."""
+
+    a: list[DumpRange]
+    b: list[DumpRange]
+    facts: dict[str, Any]
+    slots_a: list[Slot]
+    slots_b: list[Slot]
+
+
+def diff_refs(a: Ref, b: Ref, as_name: str | None = None) -> Pair:
+    vm = SimVm()
+    if not a.dump and not b.dump and a.path == b.path:
+        sc = Scenario(a.path)
+        try:
+            ia, ib = step_index(sc, a.step), step_index(sc, b.step)
+            if ib >= ia:
+                sc.run_until(ia)
+                space = sc.address_space(as_name)
+                drv = Driver(vm, space)
+                ranges_a, slots_a = ranges_of_view(space.flatview), list(drv.listener.slots)
+                facts = drv.commit(b.label, lambda: sc.apply_many(sc.steps[ia:ib]))
+                return Pair(
+                    ranges_a,
+                    ranges_of_view(space.flatview),
+                    facts,
+                    slots_a,
+                    list(drv.listener.slots),
+                )
+        finally:
+            sc.close()
+    ra, rb = state_ranges(a, as_name), state_ranges(b, as_name)
+    snap = SnapshotTree([ra, rb])
+    try:
+        snap.show(ra)
+        drv = Driver(vm, snap.space)
+        slots_a = list(drv.listener.slots)
+        facts = drv.commit(b.label, lambda: snap.show(rb))
+        return Pair(ra, rb, facts, slots_a, list(drv.listener.slots))
+    finally:
+        snap.close()
+
+
+def state_ranges(ref: Ref, as_name: str | None = None) -> list[DumpRange]:
+    if ref.dump:
+        return load_dump(ref.path, as_name)
+    sc = Scenario(ref.path)
+    try:
+        sc.run_until(step_index(sc, ref.step))
+        return ranges_of_view(sc.address_space(as_name).flatview)
+    finally:
+        sc.close()
+
+
+def replay(
+    paths: Sequence[str], backend_kind: str, mode: Mode, as_name: str | None = None
+) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = []
+    with backend(backend_kind) as vm:
+        if len(paths) == 1 and not looks_like_dump(paths[0]):
+            sc = Scenario(paths[0])
+            try:
+                drv = Driver(vm, sc.address_space(as_name), mode)
+                steps.append(
+                    plan_facts(
+                        "(initial)",
+                        drv.listener.last_report.plan if drv.listener.last_report else None,
+                        False,
+                        0,
+                        drv.listener.slots,
+                    )
+                )
+                for st in sc.steps:
+                    steps.append(drv.commit(st.name, partial(sc.apply, st)))
+            finally:
+                sc.close()
+        else:
+            for p in paths:
+                if not looks_like_dump(p):
+                    raise InputError(p, 0, "replay takes one scenario file or dump files")
+            states = [load_dump(p, as_name) for p in paths]
+            snap = SnapshotTree(states)
+            try:
+                snap.show(states[0])
+                drv = Driver(vm, snap.space, mode)
+                steps.append(
+                    plan_facts(
+                        paths[0],
+                        drv.listener.last_report.plan if drv.listener.last_report else None,
+                        False,
+                        0,
+                        drv.listener.slots,
+                    )
+                )
+                for p, state in zip(paths[1:], states[1:], strict=True):
+                    steps.append(drv.commit(p, partial(snap.show, state)))
+            finally:
+                snap.close()
+    totals = {
+        "steps": len(steps),
+        "ioctls": sum(len(s["ioctls"]) for s in steps),
+        "remapped_bytes": sum(s["remapped_bytes"] for s in steps),
+        "unchanged_bytes_unmapped": sum(s["unchanged_bytes_unmapped"] for s in steps),
+        "paused_steps": sum(1 for s in steps if s["paused"]),
+        "qemu_style_ioctls": sum(s["qemu_style"]["ioctls"] for s in steps),
+    }
+    return {"steps": steps, "totals": totals}

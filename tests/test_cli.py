@@ -1,0 +1,215 @@
+"""The flatview CLI: golden outputs, one-line errors (never a traceback), fuzzed input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flatview.cli import main
+
+ROOT = Path(__file__).parent.parent
+GOLDEN = Path(__file__).parent / "golden"
+PAM = "examples/scenarios/pc-pam.yaml"
+HOTPLUG = "examples/scenarios/hotplug.yaml"
+BEFORE = "tests/data/qemu72-pc-before-bios.mtree"
+AFTER = "tests/data/qemu72-pc-after-bios.mtree"
+
+GOLDEN_CASES = {
+    "show-tree.txt": ["show", PAM],
+    "show-tree-disabled.txt": ["show", PAM, "-D", "--step", "writable-1"],
+    "show-flat.txt": ["show", PAM, "--flat", "--step", "readonly-2"],
+    "show-flat.json": ["show", PAM, "--flat", "--json"],
+    "diff-pam.txt": ["diff", f"{PAM}@", f"{PAM}@writable-1"],
+    "diff-pam.json": ["diff", f"{PAM}@writable-2", f"{PAM}@readonly-1", "--json"],
+    "diff-qemu-dumps.txt": ["diff", BEFORE, AFTER],
+    "diff-qemu-dumps.json": ["diff", BEFORE, AFTER, "--json"],
+    "replay-pam.txt": ["replay", PAM],
+    "replay-hotplug.json": ["replay", HOTPLUG, "--json"],
+    "replay-dumps.json": ["replay", BEFORE, AFTER, "--json"],
+}
+
+
+def run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as e:
+                code = int(e.code or 0)
+    finally:
+        os.chdir(cwd)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
+def test_golden_output(name: str) -> None:
+    code, out, err = run(GOLDEN_CASES[name])
+    assert code == 0, err
+    path = GOLDEN / name
+    if os.environ.get("FLATVIEW_UPDATE_GOLDEN"):
+        path.write_text(out)
+    assert out == path.read_text()
+    if name.endswith(".json"):
+        doc = json.loads(out)
+        if "steps" in doc:
+            step = doc["steps"][-1]
+            assert {
+                "name",
+                "ioctls",
+                "classes",
+                "remapped_bytes",
+                "unchanged_bytes_unmapped",
+                "paused",
+                "slots_after",
+            } <= set(step)
+            assert set(doc["totals"]) >= {"ioctls", "remapped_bytes"}
+
+
+def test_tree_aware_diff_beats_qemu_on_the_pam_scenario() -> None:
+    code, out, _ = run(["diff", f"{PAM}@", f"{PAM}@writable-1", "--json"])
+    doc = json.loads(out)
+    assert code == 0 and doc["unchanged_bytes_unmapped"] == 0
+    assert len(doc["ioctls"]) < doc["qemu_style"]["ioctls"]
+    assert {r["region"] for r in doc["removed"]} == {"pc.rom", "pc.ram"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["show", "nope.yaml"], r"nope\.yaml: cannot read"),
+        (["show", "tests/data/bad-yaml.yaml"], r"bad-yaml\.yaml:5: bad YAML"),
+        (["show", "tests/data/unknown-key.yaml"], r"unknown-key\.yaml:3: unknown key 'colour'"),
+        (
+            ["show", "tests/data/unknown-region.yaml"],
+            r"unknown-region\.yaml:7: unknown region 'rom'",
+        ),
+        (["show", "tests/data/bad-number.yaml"], r"bad-number\.yaml:3: .*not a number: '12Q'"),
+        (["show", "tests/data/bad-op.yaml"], r"bad-op\.yaml:11: op 'set_size': missing 'size'"),
+        (["show", "tests/data/unknown-op.yaml"], r"unknown-op\.yaml:11: unknown op 'explode'"),
+        (["show", PAM, "--step", "nope"], r"no step named 'nope'"),
+        (["diff", "tests/data/truncated.mtree", AFTER], r"truncated\.mtree:5: unrecognised line"),
+        (["diff", "tests/data/empty.mtree", AFTER], r"empty\.mtree: no 'FlatView #N' block"),
+        (
+            ["show", "tests/data/alias-past-end.yaml"],
+            r"alias-past-end\.yaml:4: .*runs past the end",
+        ),
+    ],
+)
+def test_malformed_input_is_one_line_exit_2(argv: list[str], message: str) -> None:
+    code, _out, err = run(argv)
+    assert code == 2
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert re.search(message, err), err
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    for cmd in ("show", "diff", "replay", "map", "stress", "demo"):
+        code, out, _ = run([cmd, "--help"])
+        assert code == 0 and "example: flatview " + cmd in out
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> str:
+    lines = (ROOT / HOTPLUG).read_text().splitlines()
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(lines) - 1))
+        kind = draw(st.integers(0, 3))
+        if kind == 0:
+            del lines[i]
+        elif kind == 1 and lines[i]:
+            j = draw(st.integers(0, len(lines[i]) - 1))
+            ch = draw(st.sampled_from(list(":{}[],-#'\"x0 9Qz")))
+            lines[i] = lines[i][:j] + ch + lines[i][j + 1 :]
+        elif kind == 2:
+            lines.insert(i, draw(st.sampled_from(["  bogus: 1", "- x", "steps: 3", "\tx", "::"])))
+        else:
+            lines[i] = lines[i].replace("size", draw(st.sampled_from(["sise", "size: -1 #", ""])))
+    return "\n".join(lines)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_fuzzed_scenarios_never_traceback(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "s.yaml"
+    path.write_text(text)
+    for argv in (["show", str(path)], ["replay", str(path), "--json"]):
+        code, _out, err = run(argv)
+        assert code in (0, 2), err
+        if code == 2:
+            assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+            assert str(path) in err
+
+
+def test_map_svg_has_labels_legend_and_slots(tmp_path: Path) -> None:
+    svg = tmp_path / "m.svg"
+    code, _, err = run(["map", f"{PAM}@", f"{PAM}@readonly-1", "--svg", str(svg)])
+    assert code == 0, err
+    text = svg.read_text()
+    for label in ("pc.ram", "pc.rom", "KVM slot", "changed", "readonly-1"):
+        assert label in text
+    assert text.count('stroke="#d50000"') >= 2  # changed ranges highlighted
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium not installed")
+def test_map_html_renders_in_headless_chromium(tmp_path: Path) -> None:
+    html = tmp_path / "m.html"
+    code, _, err = run(["map", f"{PAM}@", f"{PAM}@writable-2", "--html", str(html)])
+    assert code == 0, err
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    png = tmp_path / "shot.png"
+    subprocess.run(
+        ["chromium", *flags, f"--screenshot={png}", "--window-size=1600,700", html.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    dom = subprocess.run(
+        ["chromium", *flags, "--dump-dom", html.as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    for label in ("pc.ram", "pc.rom", "KVM slot", "ioctls"):
+        assert label in dom
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(str(png))
+    assert pixels.shape[0] > 100 and float(pixels.std()) > 0.05, "screenshot looks blank"
+
+
+@pytest.mark.kvm
+def test_stress_json(tmp_path: Path) -> None:
+    code, out, err = run(
+        ["stress", "--vcpus", "2", "--transactions", "60", "--mode", "auto", "--json"]
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert set(doc) == {"faults", "lost_writes", "commits", "pauses", "latency_us"}
+    assert doc["faults"] == 0 and doc["lost_writes"] == 0 and doc["commits"] > 0
+    assert set(doc["latency_us"]) == {"p50", "p99"}
