@@ -14,6 +14,7 @@ import errno as _errno
 import itertools
 
 import attrs
+from intervaltree import IntervalTree
 
 from kvm_backend.abi import (
     KVM_MEM_GUEST_MEMFD,
@@ -80,6 +81,8 @@ class SimVm:
         self.kvm = kvm or SimKvm()
         self.use_region2 = use_region2
         self._slots: dict[int, Memslot] = {}
+        self._trees: dict[int, IntervalTree] = {}
+        """Per address space: the slots' gpa ranges (overlap and lookup in O(log n))."""
         self._dirty: dict[int, set[int]] = {}
         self.timeline: list[tuple[Memslot, ...]] = [()]
         """Slot table after each successful ioctl; index = instant."""
@@ -131,12 +134,16 @@ class SimVm:
         err = injected if injected is not None else self._validate(slot, flags, gpa, size, hva)
         if err:
             raise MemslotError(name, err, slot=slot, gpa=gpa, size=size, flags=flags, hva=hva)
+        tree = self._trees.setdefault(slot >> 16, IntervalTree())
+        old = self._slots.get(slot)
+        if old is not None:
+            tree.removei(old.gpa, old.end, slot)
         if size == 0:
             self._slots.pop(slot, None)
             self._dirty.pop(slot, None)
         else:
-            old = self._slots.get(slot)
             self._slots[slot] = Memslot(slot, flags, gpa, size, hva)
+            tree.addi(gpa, gpa + size, slot)
             if not flags & KVM_MEM_LOG_DIRTY_PAGES:
                 self._dirty.pop(slot, None)
             elif old is None or not old.flags & KVM_MEM_LOG_DIRTY_PAGES:
@@ -181,10 +188,9 @@ class SimVm:
                 return _errno.EINVAL
             if gpa == old.gpa:
                 return 0  # flags-only, or nothing to change
-        for other in self._slots.values():  # CREATE or MOVE
-            overlap = gpa < other.end and other.gpa < gpa + size
-            if other.slot != slot and other.as_id == as_id and overlap:
-                return _errno.EEXIST
+        tree = self._trees.get(as_id)  # CREATE or MOVE: no overlap with another slot
+        if tree is not None and any(iv.data != slot for iv in tree.overlap(gpa, gpa + size)):
+            return _errno.EEXIST
         if gmem:
             return _errno.EINVAL  # guest_memfd bind: the simulator has no guest_memfd
         if (gpa + size) // PAGE - 1 > (1 << (self.kvm.max_gpa_bits - 12)) - 1:
@@ -207,9 +213,9 @@ class SimVm:
         return ok
 
     def _lookup(self, gpa: int, as_id: int = 0) -> Memslot | None:
-        for ms in self._slots.values():
-            if ms.as_id == as_id and ms.gpa <= gpa < ms.end:
-                return ms
+        tree = self._trees.get(as_id)
+        for iv in tree.at(gpa) if tree is not None else ():
+            return self._slots[iv.data]
         return None
 
     def get_dirty_log(self, slot: int) -> bytes:
