@@ -19,7 +19,7 @@ from benchmarks.common import emit
 from kvm_backend import guest_code as gc
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
 from kvm_backend.kvm_listener import KvmMemoryListener, Mode
-from kvm_backend.reshape import Reshaper
+from kvm_backend.reshape import Reshaper, run_reshape
 from kvm_backend.sweep import PAGE, SweepHarness
 
 
@@ -32,21 +32,15 @@ def progress(label: str, done: int, total: int, t0: float) -> None:
 
 
 def race(kvm: Kvm, mode: Mode, vcpus: int, transactions: int, seed: int) -> dict[str, Any]:
-    h = SweepHarness(kvm, vcpus, direct=False)
-    try:
-        shaper = Reshaper(h, seed)
-        kl = KvmMemoryListener(h.vm, shaper.space, vcpus=h.runner, mode=mode)
-        h.start()
-        h.wait_sweeps(2)
-        t0 = time.monotonic()
-        for i in range(transactions):
-            shaper.step()
-            if i % 100 == 99 or i + 1 == transactions:
-                progress(mode, i + 1, transactions, t0)
-        r = h.finish()
-        pauses = sum(x.paused for x in kl.reports)
-    finally:
-        h.close()
+    t0 = time.monotonic()
+
+    def tick(i: int) -> None:
+        if i % 100 == 99 or i + 1 == transactions:
+            progress(mode, i + 1, transactions, t0)
+
+    run = run_reshape(kvm, mode=mode, nvcpus=vcpus, commits=transactions, seed=seed, on_commit=tick)
+    r = run.result
+    pauses = sum(x.paused for x in run.reports)
     return {
         "faults": r.faults,
         "mmio": r.mmio,

@@ -14,31 +14,17 @@ from typing import Any
 
 from benchmarks.common import emit, percentile
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
-from kvm_backend.kvm_listener import MODES, KvmMemoryListener, Mode
-from kvm_backend.reshape import Reshaper
-from kvm_backend.sweep import SweepHarness
+from kvm_backend.kvm_listener import MODES, Mode
+from kvm_backend.reshape import run_reshape
 
 
 def run_mode(kvm: Kvm, nvcpus: int, mode: Mode, commits: int, seed: int) -> dict[str, Any]:
-    h = SweepHarness(kvm, nvcpus, direct=False)
-    try:
-        shaper = Reshaper(h, seed)
-        kl = KvmMemoryListener(h.vm, shaper.space, vcpus=h.runner, mode=mode)
-        h.start()
-        h.wait_sweeps(2)
-        first = len(kl.reports)
-        for _ in range(commits):
-            shaper.step()
-        reports = kl.reports[first:]
-        r = h.finish()
-    finally:
-        h.close()
+    run = run_reshape(kvm, nvcpus, mode, commits, seed)
+    reports, r = run.reports, run.result
     remap = [x.duration_ns / 1000 for x in reports if x.plan.needs_pause]
     other = [x.duration_ns / 1000 for x in reports if not x.plan.needs_pause]
     alls = [x.duration_ns / 1000 for x in reports]
-    stall_us = sum(x.pause_ns for x in reports) / 1000 * nvcpus
-    if kl.window is not None:
-        stall_us += kl.window.wait_ns / 1000
+    stall_us = sum(x.pause_ns for x in reports) / 1000 * nvcpus + run.window_wait_ns / 1000
     return {
         "commits": len(reports),
         "latency_us": {

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import attrs
 
-from flatview.errors import InputError
+from flatview.errors import InputError, read_input
 
 _RANGE = re.compile(
     r"^  (?P<start>[0-9a-f]{16})-(?P<end>[0-9a-f]{16}) \(prio (?P<prio>-?\d+), "
@@ -101,13 +100,7 @@ def parse_dump(text: str, path: str) -> dict[str, list[DumpRange]]:
 
 def load_dump(path: str, address_space: str | None = None) -> list[DumpRange]:
     """The ranges of ``address_space`` (default: the view holding AS "memory")."""
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise InputError(path, 0, f"cannot read: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise InputError(path, 0, "not a text file") from None
-    spaces = parse_dump(text, path)
+    spaces = parse_dump(read_input(path), path)
     name = address_space or ("memory" if "memory" in spaces else next(iter(spaces)))
     if name not in spaces:
         raise InputError(path, 0, f"no address space {name!r} (have: {', '.join(spaces)})")

@@ -36,3 +36,15 @@ class InputError(FlatviewError):
         super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
         self.path = path
         self.line = line
+
+
+def read_input(path: str) -> str:
+    """A user's input file as text, or an :class:`InputError` saying why not."""
+    from pathlib import Path
+
+    try:
+        return Path(path).read_text()
+    except OSError as e:
+        raise InputError(path, 0, f"cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, 0, "not a text file") from None

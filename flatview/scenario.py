@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import attrs
 import yaml
 
 from flatview.address_space import AddressSpace
-from flatview.errors import FlatviewError, InputError
+from flatview.errors import FlatviewError, InputError, read_input
 from flatview.numbers import parse_number
 from flatview.region import DirtyLogClient, MemoryRegion, MmioOps
 from flatview.system import MemorySystem
@@ -130,12 +129,7 @@ class Scenario:
     def __init__(self, path: str, text: str | None = None) -> None:
         self.path = path
         if text is None:
-            try:
-                text = Path(path).read_text()
-            except OSError as e:
-                raise ScenarioError(path, 0, f"cannot read: {e.strerror}") from None
-            except UnicodeDecodeError:
-                raise ScenarioError(path, 0, "not a text file") from None
+            text = read_input(path)
         root = load_yaml(text, path)
         doc = self._mapping(root, "the file")
         self._check_keys(

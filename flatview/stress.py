@@ -6,9 +6,8 @@ from typing import Any
 
 from flatview.errors import InputError
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
-from kvm_backend.kvm_listener import KvmMemoryListener, Mode
-from kvm_backend.reshape import Reshaper
-from kvm_backend.sweep import SweepHarness
+from kvm_backend.kvm_listener import Mode
+from kvm_backend.reshape import run_reshape
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -24,16 +23,9 @@ def stress(vcpus: int, transactions: int, mode: Mode, seed: int) -> dict[str, An
         raise InputError("stress", 0, f"needs /dev/kvm: {reason}")
     if vcpus < 1 or transactions < 1:
         raise InputError("stress", 0, "--vcpus and --transactions must be at least 1")
-    with Kvm() as kvm, SweepHarness(kvm, vcpus, direct=False) as h:
-        shaper = Reshaper(h, seed)
-        kl = KvmMemoryListener(h.vm, shaper.space, vcpus=h.runner, mode=mode)
-        h.start()
-        h.wait_sweeps(2)
-        first = len(kl.reports)
-        for _ in range(transactions):
-            shaper.step()
-        reports = kl.reports[first:]
-        r = h.finish()
+    with Kvm() as kvm:
+        run = run_reshape(kvm, vcpus, mode, transactions, seed)
+    reports, r = run.reports, run.result
     lat = [x.duration_ns / 1000 for x in reports]
     return {
         "faults": r.faults,

@@ -26,8 +26,8 @@ class KvmError(FlatviewError, OSError):
         return self.message
 
 
-class MemslotError(KvmError):
-    """KVM_SET_USER_MEMORY_REGION(2) was refused; names the slot and range."""
+class _SlotRangeError(KvmError):
+    """A KvmError about one memslot: ``slot``, ``gpa``, ``size`` and ``flags``."""
 
     @property
     def slot(self) -> int:
@@ -46,11 +46,15 @@ class MemslotError(KvmError):
         return int(self.args_.get("flags", 0))
 
 
+class MemslotError(_SlotRangeError):
+    """KVM_SET_USER_MEMORY_REGION(2) was refused; names the slot and range."""
+
+
 class KvmUnavailable(FlatviewError):
     """/dev/kvm cannot be opened here (the reason says why)."""
 
 
-class CommitError(KvmError):
+class CommitError(_SlotRangeError):
     """A memslot ioctl of a commit failed; the commit was rolled back.
 
     ``op`` is the failed operation (create/delete/flags/move), ``slot`` its id and
@@ -67,15 +71,3 @@ class CommitError(KvmError):
         if cause:
             self.message += f" ({cause})"
         self.message += "; rolled back" if rolled_back else "; ROLLBACK FAILED"
-
-    @property
-    def slot(self) -> int:
-        return int(self.args_.get("slot", -1))
-
-    @property
-    def gpa(self) -> int:
-        return int(self.args_.get("gpa", 0))
-
-    @property
-    def size(self) -> int:
-        return int(self.args_.get("size", 0))

@@ -12,10 +12,15 @@ fault the guest sees is the commit's fault.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+
+import attrs
 
 from flatview.address_space import AddressSpace
 from flatview.region import MemoryRegion
-from kvm_backend.sweep import PAGE, SweepHarness
+from kvm_backend.kvm import Kvm
+from kvm_backend.kvm_listener import CommitReport, KvmMemoryListener, Mode
+from kvm_backend.sweep import PAGE, SweepHarness, SweepResult
 
 KINDS = ("boundary", "shadow", "move", "log")
 
@@ -87,3 +92,52 @@ class Reshaper:
             self._vga_logging = not self._vga_logging
         else:
             raise ValueError(f"unknown reshape kind {kind!r}")
+
+
+@attrs.frozen
+class ReshapeRun:
+    """One race run: the guests' verdict and the listener's reports."""
+
+    result: SweepResult
+    reports: tuple[CommitReport, ...]
+    counts: dict[str, int]
+    progressed: bool
+    """The guests kept sweeping after the last commit."""
+    window_wait_ns: int = 0
+    repaired_mmio: int = 0
+
+
+def run_reshape(
+    kvm: Kvm,
+    nvcpus: int,
+    mode: Mode,
+    commits: int,
+    seed: int,
+    *,
+    on_commit: Callable[[int], None] | None = None,
+) -> ReshapeRun:
+    """``nvcpus`` vCPUs sweep while ``commits`` random reshaping commits run in ``mode``."""
+    h = SweepHarness(kvm, nvcpus, direct=False)
+    try:
+        shaper = Reshaper(h, seed)
+        kl = KvmMemoryListener(h.vm, shaper.space, vcpus=h.runner, mode=mode)
+        h.start()
+        h.wait_sweeps(2)
+        first = len(kl.reports)
+        for i in range(commits):
+            shaper.step()
+            if on_commit is not None:
+                on_commit(i)
+        progressed = h.wait_sweeps(2)
+        result = h.finish()
+        w = kl.window
+        return ReshapeRun(
+            result,
+            tuple(kl.reports[first:]),
+            dict(shaper.counts),
+            progressed,
+            w.wait_ns if w is not None else 0,
+            w.repaired_mmio if w is not None else 0,
+        )
+    finally:
+        h.close()
