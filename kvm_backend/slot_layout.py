@@ -113,8 +113,9 @@ def desired_mappings(
 
 def tree_boundaries(root: MemoryRegion | None, *, limit: int = 100_000) -> frozenset[int]:
     """Every guest-physical address where a region of the tree starts or ends,
-    enabled or not, followed through aliases: the places a future commit can cut a
-    mapping.  ``limit`` bounds the walk for pathological trees."""
+    enabled or not, followed through aliases, plus the power-of-two offsets (from
+    2 MiB) of resizable RAM: the places a future commit can cut a mapping.
+    ``limit`` bounds the walk for pathological trees."""
     out: set[int] = set()
     if root is None:
         return frozenset()
@@ -132,6 +133,15 @@ def tree_boundaries(root: MemoryRegion | None, *, limit: int = 100_000) -> froze
             out.add(start)
         if clip_lo < end < clip_hi:
             out.add(end)
+        block = mr.ram_block
+        if block is not None and block.resizable:
+            # a resizable block may end anywhere later: cut at its power-of-two offsets
+            # (from 2 MiB) so that growing then shrinking back deletes whole slots
+            k = 1 << 21
+            while k < block.max_length:
+                if clip_lo < start + k < clip_hi:
+                    out.add(start + k)
+                k <<= 1
         if depth > 32:
             continue
         if mr.kind is RegionKind.ALIAS:
