@@ -292,6 +292,67 @@ def classify(
     return tuple(sorted(out, key=lambda c: (c.gpa, c.kind)))
 
 
+def _triage(
+    old: Sequence[Slot], want: _Index, desired: Sequence[SlotMapping], qemu_like: bool
+) -> tuple[list[Slot], list[SlotOp], list[Slot]]:
+    """Split the old slots into kept (with flags-only ops for dirty-log changes) and
+    deleted: a slot is kept when every byte stays mapped the same way."""
+    kept: list[Slot] = []
+    flag_ops: list[SlotOp] = []
+    deleted: list[Slot] = []
+    exact_new = {_exact(m): m for m in desired} if qemu_like else {}
+    for s in old:
+        m = s.mapping
+        if qemu_like:
+            match = exact_new.get(_exact(m))
+            keep = match is not None
+            new_flags = match.flags if match is not None else m.flags
+        else:
+            cover = want.overlapping(m.gpa, m.end)
+            covered = sum(_overlap(m.gpa, m.end, d.gpa, d.end) for d in cover)
+            keep = (
+                covered == m.size
+                and all(d.same_bytes(m) for d in cover)
+                and len({d.logging for d in cover}) == 1
+            )
+            new_flags = cover[0].flags if keep else m.flags
+        if not keep:
+            deleted.append(s)
+            continue
+        nm = m if new_flags == m.flags else attrs.evolve(m, flags=new_flags)
+        if new_flags != m.flags:
+            stops_logging = m.logging and not new_flags & KVM_MEM_LOG_DIRTY_PAGES
+            flag_ops.append(SlotOp("flags", s.slot, nm, m, False, stops_logging))
+        kept.append(Slot(s.slot, nm))
+    return kept, flag_ops, deleted
+
+
+def _match_moves(
+    deleted: list[Slot], pieces: list[SlotMapping], want: _Index
+) -> tuple[list[tuple[Slot, SlotMapping]], list[SlotMapping]]:
+    """Deleted slots whose old range is gone and whose (size, hva, flags, block)
+    reappear as a whole new piece become MOVEs; returns them and the other pieces."""
+    moves: list[tuple[Slot, SlotMapping]] = []
+    taken: set[int] = set()
+    for s in deleted:
+        m = s.mapping
+        if not pieces or want.overlapping(m.gpa, m.end):
+            continue
+        key = (m.size, m.hva, m.flags, m.block)
+        for i, r in enumerate(pieces):
+            if i in taken or (r.size, r.hva, r.flags, r.block) != key:
+                continue
+            if any(
+                o.slot != s.slot and _overlap(r.gpa, r.end, o.mapping.gpa, o.mapping.end)
+                for o in deleted
+            ):
+                continue  # its destination is still occupied when the move runs
+            taken.add(i)
+            moves.append((s, r))
+            break
+    return moves, [r for i, r in enumerate(pieces) if i not in taken]
+
+
 def plan(
     old: Sequence[Slot],
     desired: Sequence[SlotMapping],
@@ -311,40 +372,13 @@ def plan(
     caps = caps or PlanCaps()
     want = _Index(desired)
     old_sorted = sorted(old, key=lambda s: s.mapping.gpa)
-    kept: list[Slot] = []
-    flag_ops: list[SlotOp] = []
-    deleted: list[Slot] = []
-    exact_new = {_exact(m): m for m in desired}
-    for s in old_sorted:
-        m = s.mapping
-        cover = want.overlapping(m.gpa, m.end)
-        if qemu_like:
-            match = exact_new.get(_exact(m))
-            keep = match is not None
-            new_flags = match.flags if match is not None else m.flags
-        else:
-            covered = sum(_overlap(m.gpa, m.end, d.gpa, d.end) for d in cover)
-            keep = (
-                covered == m.size
-                and all(d.same_bytes(m) for d in cover)
-                and len({d.logging for d in cover}) == 1
-            )
-            new_flags = cover[0].flags if keep else m.flags
-        if not keep:
-            deleted.append(s)
-            continue
-        nm = m if new_flags == m.flags else attrs.evolve(m, flags=new_flags)
-        if new_flags != m.flags:
-            stops_logging = m.logging and not new_flags & KVM_MEM_LOG_DIRTY_PAGES
-            flag_ops.append(SlotOp("flags", s.slot, nm, m, False, stops_logging))
-        kept.append(Slot(s.slot, nm))
+    kept, flag_ops, deleted = _triage(old_sorted, want, desired, qemu_like)
 
     remaining = _subtract(list(want.items), [(s.mapping.gpa, s.mapping.end) for s in kept])
     if not qemu_like:
         remaining = _coalesce(remaining)
 
-    # cut new pieces where the tree may change them later (within the budget),
-    # then let a whole piece that an old slot's (size, hva, flags) matches be a MOVE
+    # cut new pieces where the tree may change them later (within the budget)
     pieces = _cut(remaining, (), caps.max_slot_size)
     if boundaries and not qemu_like:
         cut = _cut(remaining, boundaries, caps.max_slot_size)
@@ -354,39 +388,15 @@ def plan(
         raise PlanError(
             f"layout needs {len(kept) + len(pieces)} slots, the kernel allows {caps.nr_memslots}"
         )
-
-    old_ranges = _Index([s.mapping for s in old_sorted])
-    moves: list[tuple[Slot, SlotMapping]] = []
-    if not qemu_like:
-        taken: set[int] = set()
-        for s in deleted:
-            m = s.mapping
-            if not pieces or want.overlapping(m.gpa, m.end):
-                continue
-            for i, r in enumerate(pieces):
-                if i in taken or (r.size, r.hva, r.flags, r.block) != (
-                    m.size,
-                    m.hva,
-                    m.flags,
-                    m.block,
-                ):
-                    continue
-                if any(
-                    o.slot != s.slot and _overlap(r.gpa, r.end, o.mapping.gpa, o.mapping.end)
-                    for o in deleted
-                ):
-                    continue
-                taken.add(i)
-                moves.append((s, r))
-                break
-        pieces = [r for i, r in enumerate(pieces) if i not in taken]
+    moves, creates = ([], pieces) if qemu_like else _match_moves(deleted, pieces, want)
     moved_ids = {s.slot for s, _ in moves}
-    creates = pieces
 
     used = {s.slot for s in kept} | moved_ids
     free = (i for i in range(caps.nr_memslots) if i not in used)
     create_slots = [Slot(next(free), c) for c in creates]
 
+    # protection and the hole figures: bytes mapped both before and after
+    old_ranges = _Index([s.mapping for s in old_sorted])
     remapped = unchanged = 0
     del_ops: list[SlotOp] = []
     for s in deleted:
@@ -401,10 +411,16 @@ def plan(
             else:
                 remapped += n
         del_ops.append(SlotOp("delete", s.slot, m, m, bool(after), m.logging))
-    move_ops = []
-    for s, r in moves:
-        remaps = any(o.slot != s.slot for o in _overlapping_slots(old_sorted, r))
-        move_ops.append(SlotOp("move", s.slot, r, s.mapping, remaps, False))
+    move_ops = [
+        SlotOp(
+            "move",
+            s.slot,
+            r,
+            s.mapping,
+            any(o is not s.mapping for o in old_ranges.overlapping(r.gpa, r.end)),
+        )
+        for s, r in moves
+    ]
     create_ops = [
         SlotOp(
             "create",
@@ -442,7 +458,3 @@ def plan(
         qemu_ioctls=q_ioctls,
         qemu_unmapped_bytes=q_unmapped,
     )
-
-
-def _overlapping_slots(old: Sequence[Slot], r: SlotMapping) -> list[Slot]:
-    return [o for o in old if _overlap(r.gpa, r.end, o.mapping.gpa, o.mapping.end)]
