@@ -1,4 +1,4 @@
-"""The SeaBIOS PAM sequence on the pc-like board: our plans next to QEMU's.
+"""The SeaBIOS PAM sequence on the pc-like and q35-like boards: our plans next to QEMU's.
 
 Per commit: ioctls (deletes + creates, flags, moves), remapped bytes, unchanged
 bytes unmapped (from the simulated KVM's timeline), whether vCPUs must pause —
@@ -22,16 +22,20 @@ from kvm_backend.sim import SimVm
 QEMU10_REFERENCE = [(4, 4), (4, 1), (1, 5), (2, 2)]
 """(deletes, creates) QEMU 10 issued for these four commits (pc, 512 MiB, no VGA)."""
 
-VARIANTS = {
-    "ours": {"tree_aware": True},
-    "ours_flat": {"tree_aware": False},
-    "qemu_like": {"qemu_like": True},
+VARIANTS: dict[str, tuple[bool, bool]] = {
+    # name: (tree_aware, qemu_like)
+    "ours": (True, False),
+    "ours_flat": (False, False),
+    "qemu_like": (False, True),
 }
 
 
-def run_variant(backend: MemslotBackend, **options: Any) -> list[dict[str, Any]]:
-    board = PcBoard(ram_size=512 << 20, vga=False)
-    kl = KvmMemoryListener(backend, board.memory, **options)
+def run_variant(
+    backend: MemslotBackend, variant: tuple[bool, bool], machine: str = "pc"
+) -> list[dict[str, Any]]:
+    board = PcBoard(ram_size=512 << 20, vga=False, machine=machine)
+    tree_aware, qemu_like = variant
+    kl = KvmMemoryListener(backend, board.memory, tree_aware=tree_aware, qemu_like=qemu_like)
     rows = []
     for label, addr, value in board.seabios_pam_sequence():
         t0 = backend.now if isinstance(backend, SimVm) else 0
@@ -62,13 +66,16 @@ def run_variant(backend: MemslotBackend, **options: Any) -> list[dict[str, Any]]
 def main(smoke: bool = False, plot: str | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"qemu10_reference": QEMU10_REFERENCE, "sim": {}, "kvm": {}}
     for name, opts in VARIANTS.items():
-        results["sim"][name] = run_variant(SimVm(), **opts)
+        results["sim"][name] = run_variant(SimVm(), opts)
+    results["q35_sim"] = {
+        name: run_variant(SimVm(), opts, "q35") for name, opts in VARIANTS.items()
+    }
     reason = kvm_unavailable_reason()
     if reason is None:
         with Kvm() as kvm:
             for name, opts in VARIANTS.items():
                 with kvm.create_vm() as vm:
-                    results["kvm"][name] = run_variant(vm, **opts)
+                    results["kvm"][name] = run_variant(vm, opts)
     else:
         results["kvm"] = {"skipped": reason}
     ours = results["sim"]["ours"]
@@ -81,6 +88,14 @@ def main(smoke: bool = False, plot: str | None = None) -> dict[str, Any]:
         ),
         "unchanged_unmapped_ours": sum(r["unchanged_bytes_unmapped"] for r in ours),
         "unchanged_unmapped_qemu_like": sum(r["unchanged_bytes_unmapped"] for r in qemu),
+        "q35_ioctls_ours": sum(r["ioctls"] for r in results["q35_sim"]["ours"]),
+        "q35_ioctls_qemu_like": sum(r["ioctls"] for r in results["q35_sim"]["qemu_like"]),
+        "q35_unchanged_unmapped_ours": sum(
+            r["unchanged_bytes_unmapped"] for r in results["q35_sim"]["ours"]
+        ),
+        "q35_unchanged_unmapped_qemu_like": sum(
+            r["unchanged_bytes_unmapped"] for r in results["q35_sim"]["qemu_like"]
+        ),
     }
     doc = emit("pc_boot", {"ram": 512 << 20, "vga": False, "smoke": smoke}, results)
     if plot:

@@ -28,6 +28,8 @@ PAM_PCI, PAM_READ, PAM_WRITE, PAM_RW = 0, 1, 2, 3
 
 I440FX_PAM = 0x59
 """First of the seven i440fx PAM config registers (0x59-0x5f)."""
+Q35_PAM = 0x90
+"""First of the seven q35 (MCH) PAM config registers (0x90-0x96)."""
 
 _PAM_ALIAS_NAMES = ("pam-pci", "pam-rom", "pam-pci", "pam-ram")
 
@@ -46,7 +48,15 @@ class PcBoard:
         vga_ops: MmioOps | None = None,
         vapic_addr: int | None = None,
         ram_max_size: int | None = None,
+        machine: str = "pc",
     ) -> None:
+        """``machine``: ``"pc"`` (i440fx) or ``"q35"`` (MCH: PAM registers at 0x90, and
+        the q35 regions that start disabled — smram-open-high, tseg-blackhole,
+        smbase-blackhole — plus MMCFG)."""
+        if machine not in ("pc", "q35"):
+            raise RegionError(f"PcBoard: machine {machine!r} is not 'pc' or 'q35'")
+        self.machine = machine
+        self.pam_base = I440FX_PAM if machine == "pc" else Q35_PAM
         self.system = system or MemorySystem()
         s = self.system
         self.root = s.container("system", 2**64)
@@ -95,7 +105,24 @@ class PcBoard:
                 self.pam.append(aliases)
             if vapic_addr is not None:
                 self.add_vapic(vapic_addr)
+            if machine == "q35":
+                self._add_q35_regions(below)
         self.memory = AddressSpace(self.root, "memory")
+
+    def _add_q35_regions(self, low_ram_top: int) -> None:
+        s = self.system
+        self.mmcfg = s.mmio("pcie-mmcfg-mmio", 256 * MiB, MmioOps())
+        self.pci.add_subregion(0xB0000000, self.mmcfg)
+        tseg = 1 * MiB
+        self.tseg_blackhole = s.mmio("tseg-blackhole", tseg, MmioOps(read=lambda o, n: -1))
+        self.tseg_blackhole.set_enabled(False)
+        self.root.add_subregion(low_ram_top - tseg, self.tseg_blackhole, 1)
+        self.smbase_blackhole = s.mmio("smbase-blackhole", 128 * KiB, MmioOps(read=lambda o, n: -1))
+        self.smbase_blackhole.set_enabled(False)
+        self.root.add_subregion(0x30000, self.smbase_blackhole, 1)
+        self.smram_open_high = s.alias("smram-open-high", self.ram, 0xA0000, 128 * KiB)
+        self.smram_open_high.set_enabled(False)
+        self.root.add_subregion(0xFEDA0000, self.smram_open_high, 1)
 
     def add_vapic(self, addr: int, size: int = 0x3000) -> None:
         """Map ``kvmvapic-rom``: a pc.ram alias at priority 1000, writable whatever PAM says."""
@@ -126,8 +153,11 @@ class PcBoard:
     def write_pam_register(self, reg: int, value: int) -> None:
         """An i440fx config byte write to register 0x59..0x5f (two segments a byte;
         register 0x59 holds segment 0 in its high nibble)."""
-        if not I440FX_PAM <= reg < I440FX_PAM + 7:
-            raise RegionError(f"write_pam_register: {reg:#x} is not a PAM register (0x59-0x5f)")
+        if not self.pam_base <= reg < self.pam_base + 7:
+            raise RegionError(
+                f"write_pam_register: {reg:#x} is not a PAM register "
+                f"({self.pam_base:#x}-{self.pam_base + 6:#x})"
+            )
         self.write_config(reg, value.to_bytes(1, "little") if 0 <= value <= 0xFF else b"")
 
     def write_config(self, addr: int, data: bytes) -> None:
@@ -139,8 +169,8 @@ class PcBoard:
         touched = False
         for i, byte in enumerate(data):
             reg = addr + i
-            if I440FX_PAM <= reg < I440FX_PAM + 7:
-                self.pam_regs[reg - I440FX_PAM] = byte
+            if self.pam_base <= reg < self.pam_base + 7:
+                self.pam_regs[reg - self.pam_base] = byte
                 touched = True
         if touched:
             self._apply_pam_regs()
@@ -154,15 +184,29 @@ class PcBoard:
 
     def seabios_pam_sequence(self) -> list[tuple[str, int, int]]:
         """SeaBIOS's PAM writes at boot, one 32-bit config write (one commit) each:
-        (label, config address, value).  make_bios_writable sets every segment to
-        read/write; make_bios_readonly write-protects 0xc0000-0xe7fff and 0xf0000,
-        leaving 0xe8000-0xeffff writable (the upper-memory allocator's area)."""
-        return [
-            ("make_bios_writable, PAM dword 1", 0x58, 0x33333000),
-            ("make_bios_writable, PAM dword 2", 0x5C, 0x33333333),
-            ("make_bios_readonly, PAM dword 1", 0x58, 0x11111000),
-            ("make_bios_readonly, PAM dword 2", 0x5C, 0x33111111),
-        ]
+        (label, config address, value).  As SeaBIOS does: read the two dwords around
+        PAM0, make_bios_writable sets PAM1-6 to 0x33 and PAM0 to 0x30;
+        make_bios_readonly write-protects 0xc0000-0xe7fff (PAM1-5 = 0x11, leaving
+        PAM6 = 0x33: the upper-memory allocator's 0xe8000-0xeffff) and PAM0 = 0x10."""
+        base = self.pam_base & ~3
+        first = self.pam_base - base
+        data = [0] * 8
+        out: list[tuple[str, int, int]] = []
+
+        def dwords(label: str) -> None:
+            for i, addr in enumerate((base, base + 4)):
+                value = int.from_bytes(bytes(data[4 * i : 4 * i + 4]), "little")
+                out.append((f"{label}, PAM dword {i + 1}", addr, value))
+
+        for i in range(1, 7):
+            data[first + i] = 0x33
+        data[first] = 0x30
+        dwords("make_bios_writable")
+        for i in range(1, 6):
+            data[first + i] = 0x11
+        data[first] = 0x10
+        dwords("make_bios_readonly")
+        return out
 
     def set_smram_open(self, opened: bool) -> None:
         """D_OPEN: disable ``smram-region`` so RAM shows through at 0xa0000."""
