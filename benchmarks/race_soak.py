@@ -95,7 +95,7 @@ def dirty(kvm: Kvm, mode: Mode, transactions: int, seed: int) -> dict[str, Any]:
 def main(
     smoke: bool = False, transactions: int | None = None, vcpus: int | None = None
 ) -> dict[str, Any]:
-    n = transactions or (100 if smoke else 10000)
+    n = transactions or (300 if smoke else 10000)
     nv = vcpus or (2 if smoke else 8)
     params = {"transactions": n, "vcpus": nv, "seed": 1}
     reason = kvm_unavailable_reason()
