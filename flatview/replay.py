@@ -172,6 +172,12 @@ class Driver:
         paused = any(r.paused for r in reports)
         return plan_facts(name, plan, paused, unchanged, self.listener.slots)
 
+    def initial_facts(self, name: str) -> dict[str, Any]:
+        """The registration commit that laid out the first state."""
+        report = self.listener.last_report
+        plan = report.plan if report is not None else None
+        return plan_facts(name, plan, False, 0, self.listener.slots)
+
 
 @attrs.define
 class Pair:
@@ -237,15 +243,7 @@ def replay(
             sc = Scenario(paths[0])
             try:
                 drv = Driver(vm, sc.address_space(as_name), mode)
-                steps.append(
-                    plan_facts(
-                        "(initial)",
-                        drv.listener.last_report.plan if drv.listener.last_report else None,
-                        False,
-                        0,
-                        drv.listener.slots,
-                    )
-                )
+                steps.append(drv.initial_facts("(initial)"))
                 for st in sc.steps:
                     steps.append(drv.commit(st.name, partial(sc.apply, st)))
             finally:
@@ -259,15 +257,7 @@ def replay(
             try:
                 snap.show(states[0])
                 drv = Driver(vm, snap.space, mode)
-                steps.append(
-                    plan_facts(
-                        paths[0],
-                        drv.listener.last_report.plan if drv.listener.last_report else None,
-                        False,
-                        0,
-                        drv.listener.slots,
-                    )
-                )
+                steps.append(drv.initial_facts(paths[0]))
                 for p, state in zip(paths[1:], states[1:], strict=True):
                     steps.append(drv.commit(p, partial(snap.show, state)))
             finally:

@@ -31,6 +31,8 @@ class Node:
     def __init__(self, value: Any, line: int) -> None:
         self.value = value
         self.line = line
+        self.key_line = line
+        """For a mapping value: the line of its key (where an unknown key is reported)."""
 
 
 def _convert(node: yaml.Node, path: str) -> Node:
@@ -45,7 +47,7 @@ def _convert(node: yaml.Node, path: str) -> Node:
             if name in out:
                 raise ScenarioError(path, key.line, f"duplicate key {name!r}")
             converted = _convert(v, path)
-            converted.key_line = key.line  # type: ignore[attr-defined]
+            converted.key_line = key.line
             out[name] = converted
         return Node(out, line)
     if isinstance(node, yaml.SequenceNode):
@@ -174,7 +176,7 @@ class Scenario:
     def _check_keys(self, mapping: dict[str, Node], allowed: set[str], where: str) -> None:
         for key, node in mapping.items():
             if key not in allowed:
-                line = getattr(node, "key_line", node.line)
+                line = node.key_line
                 raise self._err(line, f"unknown key {key!r} in {where}")
 
     def _number(self, node: Node, what: str) -> int:
@@ -270,17 +272,15 @@ class Scenario:
         ):
             if key in spec:
                 value = self._bool(spec[key], f"region {name!r} {key}")
-                self._library(spec[key], lambda st=setter, v=value: st(v))  # type: ignore[misc]
+                self._library(spec[key], partial(setter, value))
         if "log" in spec:
-            for client in (
-                spec["log"].value if isinstance(spec["log"].value, list) else [spec["log"]]
-            ):
-                cnode = client if isinstance(client, Node) else spec["log"]
-                self._library(cnode, lambda c=cnode: mr.log_start(str(c.value)))  # type: ignore[misc]
+            log = spec["log"]
+            for cnode in log.value if isinstance(log.value, list) else [log]:
+                self._library(cnode, partial(mr.log_start, str(cnode.value)))
 
     def _build_subregions(self, node: Node) -> None:
         for parent_name, children in self._mapping(node, "subregions").items():
-            parent = self._region(Node(parent_name, getattr(children, "key_line", children.line)))
+            parent = self._region(Node(parent_name, children.key_line))
             if not isinstance(children.value, list):
                 raise self._err(children, f"subregions of {parent_name!r} must be a list")
             for child in children.value:

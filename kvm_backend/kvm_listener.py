@@ -29,7 +29,7 @@ from flatview.address_space import AddressSpace
 from flatview.section import MemoryRegionSection
 from kvm_backend.commit_window import CommitWindow
 from kvm_backend.dirty import DirtyLog
-from kvm_backend.errors import CommitError, KvmError, MemslotError
+from kvm_backend.errors import CommitError, KvmError
 from kvm_backend.memslot import MemslotBackend, slot_number
 from kvm_backend.planner import Plan, PlanCaps, Slot, SlotOp, plan
 from kvm_backend.slot_layout import SlotMapping, desired_mappings, tree_boundaries
@@ -243,7 +243,7 @@ class KvmMemoryListener(MemoryListener):
                     window_open = False
                 self._run_op(op, exact=bool(paused_at) or vcpus is None)
                 done.append(op)
-        except (MemslotError, KvmError) as e:
+        except KvmError as e:  # MemslotError, or a failed harvest
             if not paused_at and pause_all and any(o.protected for o in done):
                 assert vcpus is not None
                 vcpus.pause_all()

@@ -26,7 +26,7 @@ from flatview.pc import PcBoard
 from kvm_backend import guest
 from kvm_backend import guest_code as gc
 from kvm_backend.exits import IoExit, MmioExit, StopExit
-from kvm_backend.kvm import Kvm
+from kvm_backend.kvm import Kvm, Vcpu
 from kvm_backend.kvm_listener import KvmMemoryListener, Mode
 from kvm_backend.runner import VcpuRunner, VcpuThread
 from kvm_backend.sim import SimVm
@@ -129,7 +129,7 @@ class PcVmm:
             0x506: sum(off ^ 0xA5A5A5A5 for off in range(0, 2 * MiB, 8)) & 0xFFFFFFFF,
         }
 
-    def _start_vcpus(self, vcpus: list, iterations: int) -> None:  # type: ignore[type-arg]
+    def _start_vcpus(self, vcpus: list[Vcpu], iterations: int) -> None:
         cpuid = self.kvm.supported_cpuid()
         boot, *workers = vcpus
         guest.enter_user_mode(
