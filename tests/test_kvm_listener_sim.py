@@ -120,7 +120,12 @@ def test_slot_table_follows_the_view_with_minimal_holes(data: st.DataObject) -> 
             assert p.unchanged_bytes_unmapped == 0, "tree-aware layout unmapped unchanged bytes"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,  # the coverage guard below counts what this test reached
+)
 @given(st.data())
 def test_failure_at_every_ioctl_position_rolls_back(data: st.DataObject) -> None:
     tree = data.draw(trees())
