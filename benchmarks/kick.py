@@ -15,7 +15,7 @@ from benchmarks.common import emit, summary_us
 from flatview.hostmem import RamBlock
 from kvm_backend.abi import KVM_MEM_LOG_DIRTY_PAGES
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
-from kvm_backend.sweep import SweepHarness
+from kvm_backend.testing.sweep import SweepHarness
 
 SLOT_SIZE = 64 << 20
 

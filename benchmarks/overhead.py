@@ -17,10 +17,10 @@ from benchmarks.common import emit, percentile
 from benchmarks.render import build
 from flatview import AddressSpace
 from flatview.pc import PcBoard
+from kvm_backend.backend import MemslotBackend
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
-from kvm_backend.kvm_listener import KvmMemoryListener
-from kvm_backend.memslot import MemslotBackend
 from kvm_backend.sim import SimVm
+from listeners.kvm_listener import KvmMemoryListener
 
 
 def measure(kl: KvmMemoryListener, step: Callable[[], None], commits: int) -> dict[str, Any]:

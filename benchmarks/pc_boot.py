@@ -14,10 +14,10 @@ from typing import Any
 
 from benchmarks.common import emit
 from flatview.pc import PcBoard
+from kvm_backend.backend import MemslotBackend
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
-from kvm_backend.kvm_listener import KvmMemoryListener
-from kvm_backend.memslot import MemslotBackend
 from kvm_backend.sim import SimVm
+from listeners.kvm_listener import KvmMemoryListener
 
 QEMU10_REFERENCE = [(4, 4), (4, 1), (1, 5), (2, 2)]
 """(deletes, creates) QEMU 10 issued for these four commits (pc, 512 MiB, no VGA)."""
@@ -38,7 +38,8 @@ def run_variant(
     kl = KvmMemoryListener(backend, board.memory, tree_aware=tree_aware, qemu_like=qemu_like)
     rows = []
     for label, addr, value in board.seabios_pam_sequence():
-        t0 = backend.now if isinstance(backend, SimVm) else 0
+        timeline = backend.timeline
+        t0 = timeline.now if timeline is not None else 0
         start = time.perf_counter_ns()
         board.write_config(addr, value.to_bytes(4, "little"))
         elapsed = time.perf_counter_ns() - start
@@ -53,11 +54,11 @@ def run_variant(
             "remapped_bytes": p.remapped_bytes,
             "unchanged_bytes_unmapped": p.unchanged_bytes_unmapped,
             "pause_needed": p.needs_pause,
-            "classes": [c.kind for c in p.classes],
+            "classes": [c.kind for c in kl.reports[-1].summary().classes],
             "commit_us": round(elapsed / 1000, 1),
         }
-        if isinstance(backend, SimVm):
-            holes = backend.holes(t0)
+        if timeline is not None:
+            holes = timeline.holes(t0)
             row["timeline_unchanged_unmapped"] = sum(h.size for h in holes if h.same_mapping)
         rows.append(row)
     return rows

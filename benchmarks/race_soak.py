@@ -16,11 +16,11 @@ import time
 from typing import Any
 
 from benchmarks.common import emit
-from kvm_backend import guest_code as gc
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
-from kvm_backend.kvm_listener import KvmMemoryListener, Mode
-from kvm_backend.reshape import Reshaper, run_reshape
-from kvm_backend.sweep import PAGE, SweepHarness
+from kvm_backend.testing import guest_code as gc
+from kvm_backend.testing.sweep import PAGE, SweepHarness
+from listeners.kvm_listener import KvmMemoryListener, Mode
+from listeners.testing.reshape import Reshaper, run_reshape
 
 
 def progress(label: str, done: int, total: int, t0: float) -> None:
@@ -61,7 +61,7 @@ def dirty(kvm: Kvm, mode: Mode, transactions: int, seed: int) -> dict[str, Any]:
         shaper = Reshaper(h, seed)
         h.data_region.log_start("migration")
         kl = KvmMemoryListener(h.vm, shaper.space, vcpus=h.runner, mode=mode)
-        block = id(h.data)
+        block = h.data.id
         h.start()
 
         def snap() -> list[bytes]:

@@ -14,8 +14,8 @@ from typing import Any
 
 from benchmarks.common import emit, percentile
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
-from kvm_backend.kvm_listener import MODES, Mode
-from kvm_backend.reshape import run_reshape
+from listeners.kvm_listener import MODES, Mode
+from listeners.testing.reshape import run_reshape
 
 
 def run_mode(kvm: Kvm, nvcpus: int, mode: Mode, commits: int, seed: int) -> dict[str, Any]:

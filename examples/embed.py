@@ -8,13 +8,11 @@ MemorySystem. Run: python -m examples.embed (needs /dev/kvm).
 from __future__ import annotations
 
 from flatview import AddressSpace, MemorySystem
-from kvm_backend import guest
-from kvm_backend import guest_code as gc
-from kvm_backend.exits import NullHandler
 from kvm_backend.kvm import Kvm
-from kvm_backend.kvm_listener import KvmMemoryListener
-from kvm_backend.runner import VcpuRunner
-from kvm_backend.trace import summary_line
+from kvm_backend.runner import NullHandler, VcpuRunner
+from kvm_backend.testing import guest
+from kvm_backend.testing import guest_code as gc
+from listeners.kvm_listener import KvmMemoryListener
 
 
 def main() -> None:
@@ -40,9 +38,9 @@ def main() -> None:
         try:
             with mem.transaction():  # 3. one transaction, one commit: only the
                 shadow.set_enabled(True)  # 64 KiB that change pass through a hole
-            print(summary_line(kl.last_report.plan))  # type: ignore[union-attr]
+            print(kl.last_report.line())  # type: ignore[union-attr]
             ram.log_start("migration")  # a dirty-log toggle: flags-only, no pause
-            print(summary_line(kl.last_report.plan))  # type: ignore[union-attr]
+            print(kl.last_report.line())  # type: ignore[union-attr]
         finally:
             runner.stop()
             for v in vcpus:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from flatview.diff import diff_views
 from flatview.errors import AccessError, RegionError
 from flatview.flatrange import FlatRange, FlatView
-from flatview.region import MemoryRegion, RegionKind
+from flatview.listener import MemoryListener, supports_resize
+from flatview.placement import Placement, placements
+from flatview.region import MemoryRegion
 from flatview.section import MemoryRegionSection
-from listeners.protocol import MemoryListener, supports_resize
+from flatview.system import MemorySystem
 
 _MAX_MMIO_ACCESS = 8
 
@@ -16,12 +18,19 @@ class AddressSpace:
     """Renders ``root`` (sharing the FlatView with spaces whose roots resolve alike)."""
 
     def __init__(self, root: MemoryRegion, name: str) -> None:
-        self.root = root
+        system = root.system
+        if not isinstance(system, MemorySystem):
+            raise RegionError(f"address space {name!r}: root {root.name!r} has no MemorySystem")
+        self._root = root
         self.name = name
-        self.system = root.system
-        self._listeners: list[MemoryListener] = []
+        self.system = system
+        self._placements: tuple[int, tuple[Placement, ...]] | None = None
         self._view: FlatView = FlatView(())
-        self._view = self.system._add_space(self)
+        self._view = system._add_space(self)
+
+    @property
+    def root(self) -> MemoryRegion:
+        return self._root
 
     @property
     def flatview(self) -> FlatView:
@@ -30,52 +39,78 @@ class AddressSpace:
 
     @property
     def listeners(self) -> tuple[MemoryListener, ...]:
-        return tuple(self._listeners)
+        """This space's listeners, in ascending priority (from the system's registry)."""
+        return self.system.listeners_of(self)
+
+    def placements(self) -> tuple[Placement, ...]:
+        """Where every region of the tree sits (:mod:`flatview.placement`), computed
+        again only after a change of structure."""
+        gen = self.system.structure_generation
+        if self._placements is None or self._placements[0] != gen:
+            self._placements = (gen, placements(self._root))
+        return self._placements[1]
 
     def destroy(self) -> None:
-        """Unregister every listener (each gets its ranges deleted), then the space."""
-        for listener in list(reversed(self._listeners)):
-            self.remove_listener(listener)
+        """Unregister every listener (each gets its ranges deleted), then the space.
+        The space is gone even if a listener's teardown raises (the first error is
+        raised after all are unregistered)."""
+        error: Exception | None = None
+        for listener in reversed(self.listeners):
+            try:
+                self.remove_listener(listener)
+            except Exception as e:
+                error = error or e
         self.system._remove_space(self)
+        if error is not None:
+            raise error
 
     # -- listeners ------------------------------------------------------------------
     def add_listener(self, listener: MemoryListener) -> None:
-        """Register ``listener``; it gets the current state replayed at once."""
-        if listener in self._listeners:
+        """Register ``listener``; it gets the current state replayed at once
+        (begin, region_add and log_start per range, commit).
+
+        If the replay raises, the listener is not registered and the error is
+        raised: a listener whose ``commit`` failed must have undone what it did.
+        """
+        if listener in self.listeners:
             raise RegionError(f"listener {listener!r} is already registered on {self.name!r}")
-        i = len(self._listeners)
-        while i > 0 and self._listeners[i - 1].priority > listener.priority:
-            i -= 1
-        self._listeners.insert(i, listener)
-        self.system._add_listener(listener)
-        listener.begin()
-        if self.system.global_dirty_log:
-            listener.log_global_start()
-        for fr in self._view:
-            section = self.section(fr)
-            listener.region_add(section)
-            if fr.dirty_log_mask:
-                listener.log_start(section, 0, fr.dirty_log_mask)
-        listener.commit()
+        self.system._check_mutable(f"add_listener({self.name!r})")
+        self.system._register(listener, self)
+        try:
+            listener.begin()
+            if self.system.global_dirty_log:
+                listener.log_global_start()
+            for fr in self._view:
+                section = self.section(fr)
+                listener.region_add(section)
+                if fr.dirty_log_mask:
+                    listener.log_start(section, 0, fr.dirty_log_mask)
+            listener.commit()
+        except BaseException:
+            self.system._unregister(listener, self)
+            raise
 
     def remove_listener(self, listener: MemoryListener) -> None:
-        """Unregister ``listener``; it gets every current range deleted."""
-        if listener not in self._listeners:
+        """Unregister ``listener``; it gets every current range deleted (begin,
+        region_del per range, commit).  It is unregistered even if that raises."""
+        if listener not in self.listeners:
             raise RegionError(f"listener {listener!r} is not registered on {self.name!r}")
-        listener.begin()
-        for fr in self._view:
-            listener.region_del(self.section(fr))
-        listener.commit()
-        self._listeners.remove(listener)
-        self.system._remove_listener(listener)
+        self.system._check_mutable(f"remove_listener({self.name!r})")
+        try:
+            listener.begin()
+            for fr in self._view:
+                listener.region_del(self.section(fr))
+            listener.commit()
+        finally:
+            self.system._unregister(listener, self)
 
     def section(self, fr: FlatRange) -> MemoryRegionSection:
-        return MemoryRegionSection.from_range(self, fr)
+        return MemoryRegionSection(self, fr)
 
     def _publish(self, new: FlatView) -> None:
         """Diff the old view against ``new``, notify listeners range-major, then publish."""
         old = self._view
-        fwd = self._listeners
+        fwd = self.listeners
         if fwd:
             d = diff_views(old, new)
             rev = fwd[::-1]
@@ -117,7 +152,7 @@ class AddressSpace:
         for fr in self._view:
             if fr.dirty_log_mask:
                 sec = self.section(fr)
-                for listener in self._listeners:
+                for listener in self.listeners:
                     listener.log_sync(sec)
 
     # -- accesses for device models ------------------------------------------------
@@ -145,7 +180,7 @@ class AddressSpace:
         buf = bytearray(size)
         for fr, off, n, pos in self._pieces(addr, size):
             mr = fr.region
-            if mr.is_ram or (mr.kind is RegionKind.ROM_DEVICE and fr.romd_mode):
+            if fr.ram_readable:
                 assert mr.ram_block is not None
                 buf[pos : pos + n] = mr.ram_block.read(off, n)
             else:

@@ -5,11 +5,16 @@ range, ``nop`` (same mapping; the dirty mask may differ) or ``add``.  On top of
 QEMU, an old and a new range that differ only in size (same region, start,
 offset, attributes and dirty mask) are paired as a ``resize``: listeners that
 implement ``region_resize`` get that one call instead of del + add.
+
+The walk is written once, for any address-sorted sequence of non-overlapping
+ranges that can say whether two of them map alike (:class:`Comparable`): the
+CLI diffs QEMU's dumped ranges with it too.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Generic, Literal, Protocol, Self, TypeVar
 
 import attrs
 
@@ -18,20 +23,32 @@ from flatview.flatrange import FlatRange, FlatView
 UpdateKind = Literal["add", "nop", "resize"]
 
 
+class Comparable(Protocol):
+    @property
+    def addr(self) -> int: ...
+
+    def same_mapping(self, other: Self, /) -> bool: ...
+
+    def is_resize_of(self, old: Self, /) -> bool: ...
+
+
+R = TypeVar("R", bound=Comparable)
+
+
 @attrs.frozen(slots=True)
-class RangeUpdate:
+class RangeUpdate(Generic[R]):
     """One pass-2 step: ``old`` is set for ``nop`` and ``resize``."""
 
     kind: UpdateKind
-    new: FlatRange
-    old: FlatRange | None = None
+    new: R
+    old: R | None = None
 
 
 @attrs.frozen(slots=True)
-class ViewDiff:
-    removed: tuple[FlatRange, ...]
+class ViewDiff(Generic[R]):
+    removed: tuple[R, ...]
     """Pass 1, in address order (includes the old side of every resize)."""
-    updates: tuple[RangeUpdate, ...]
+    updates: tuple[RangeUpdate[R], ...]
     """Pass 2, in address order of the new view."""
 
     @property
@@ -39,31 +56,12 @@ class ViewDiff:
         """ids of removed ranges that are the old side of a resize."""
         return frozenset(id(u.old) for u in self.updates if u.kind == "resize")
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.removed) or any(u.kind != "nop" for u in self.updates)
 
-
-def _resize_pair(old: FlatRange, new: FlatRange) -> bool:
-    return (
-        old.region is new.region
-        and old.addr == new.addr
-        and old.offset_in_region == new.offset_in_region
-        and old.size != new.size
-        and old.readonly == new.readonly
-        and old.romd_mode == new.romd_mode
-        and old.nonvolatile == new.nonvolatile
-        and old.unmergeable == new.unmergeable
-        and old.dirty_log_mask == new.dirty_log_mask
-    )
-
-
-def diff_views(old: FlatView, new: FlatView) -> ViewDiff:
-    """Compare two views as QEMU's address_space_update_topology_pass does."""
-    o, n = old.ranges, new.ranges
-    removed: list[FlatRange] = []
-    updates: list[RangeUpdate] = []
-    removed_at: dict[int, FlatRange] = {}
+def diff_ranges(o: Sequence[R], n: Sequence[R]) -> ViewDiff[R]:
+    """Compare two address-sorted range lists as QEMU's update_topology_pass does."""
+    removed: list[R] = []
+    updates: list[RangeUpdate[R]] = []
+    removed_at: dict[int, R] = {}
     added: list[int] = []
     i = j = 0
     while i < len(o) or j < len(n):
@@ -87,6 +85,11 @@ def diff_views(old: FlatView, new: FlatView) -> ViewDiff:
     for k in added:
         fn = updates[k].new
         fo = removed_at.get(fn.addr)
-        if fo is not None and _resize_pair(fo, fn):
+        if fo is not None and fn.is_resize_of(fo):
             updates[k] = RangeUpdate("resize", fn, fo)
     return ViewDiff(tuple(removed), tuple(updates))
+
+
+def diff_views(old: FlatView, new: FlatView) -> ViewDiff[FlatRange]:
+    """Compare two views as QEMU's address_space_update_topology_pass does."""
+    return diff_ranges(old.ranges, new.ranges)

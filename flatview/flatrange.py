@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from flatview.region import MemoryRegion
+from flatview.region import MemoryRegion, RegionKind
 
 
 @attrs.frozen(slots=True)
@@ -28,18 +28,40 @@ class FlatRange:
     def end(self) -> int:
         return self.addr + self.size
 
-    def same_mapping(self, other: FlatRange) -> bool:
-        """QEMU's ``flatrange_equal``: everything but the dirty-log mask."""
+    def _same_place(self, other: FlatRange) -> bool:
+        """Same region at the same start and offset, with the same attributes."""
         return (
             self.region is other.region
             and self.addr == other.addr
-            and self.size == other.size
             and self.offset_in_region == other.offset_in_region
             and self.romd_mode == other.romd_mode
             and self.readonly == other.readonly
             and self.nonvolatile == other.nonvolatile
             and self.unmergeable == other.unmergeable
         )
+
+    def same_mapping(self, other: FlatRange) -> bool:
+        """QEMU's ``flatrange_equal``: everything but the dirty-log mask."""
+        return self.size == other.size and self._same_place(other)
+
+    def is_resize_of(self, old: FlatRange) -> bool:
+        """``old`` with only its size changed (dirty mask included): a region_resize."""
+        return (
+            self.size != old.size
+            and self.dirty_log_mask == old.dirty_log_mask
+            and self._same_place(old)
+        )
+
+    @property
+    def ram_readable(self) -> bool:
+        """Reads are served from the region's RAM block (RAM, ROM, RAM device, or a
+        ROM device in romd mode); everything else goes to the region's ops."""
+        return self.region.is_ram or (self.region.kind is RegionKind.ROM_DEVICE and self.romd_mode)
+
+    @property
+    def ram_writable(self) -> bool:
+        """Writes land in the RAM block (RAM-kind region, range not read-only)."""
+        return self.region.is_ram and not self.readonly
 
     def can_merge(self, nxt: FlatRange) -> bool:
         """QEMU's simplify rule: may ``nxt`` (just after ``self``) be merged into it?"""
@@ -54,6 +76,10 @@ class FlatRange:
             and not self.unmergeable
             and not nxt.unmergeable
         )
+
+    def merged(self, nxt: FlatRange) -> FlatRange:
+        """This range extended over ``nxt`` (only where :meth:`can_merge` allows)."""
+        return attrs.evolve(self, size=nxt.end - self.addr)
 
     def mtree_type(self) -> str:
         """TYPE as ``info mtree -f`` prints it: ``rom`` for any read-only range."""
@@ -85,14 +111,3 @@ class FlatView:
             if addr < r.end:
                 return r
         return None
-
-    def overlapping(self, start: int, end: int) -> tuple[FlatRange, ...]:
-        """Ranges intersecting ``[start, end)``, in address order."""
-        i = max(bisect.bisect_right(self._starts, start) - 1, 0)
-        out = []
-        for r in self.ranges[i:]:
-            if r.addr >= end:
-                break
-            if r.end > start:
-                out.append(r)
-        return tuple(out)

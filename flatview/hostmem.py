@@ -9,34 +9,29 @@ deterministically (``close()`` or a ``with`` block), never by the garbage collec
 from __future__ import annotations
 
 import errno as _errno
+import itertools
 import os
 import threading
 from types import TracebackType
 from typing import Any
 
-from cffi import FFI
-
+from flatview._libc import (
+    MADV_DONTNEED,
+    MAP_ANONYMOUS,
+    MAP_FAILED,
+    MAP_NORESERVE,
+    MAP_PRIVATE,
+    PROT_READ,
+    PROT_WRITE,
+    ffi,
+    libc,
+)
 from flatview.errors import FlatviewError
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+"""The host's page size: KVM slots, their host addresses and dirty bitmaps use it."""
 
-_ffi = FFI()
-_ffi.cdef(
-    """
-    void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
-    int munmap(void *addr, size_t length);
-    int madvise(void *addr, size_t length, int advice);
-    """
-)
-_libc: Any = _ffi.dlopen(None)
-
-_PROT_READ = 0x1
-_PROT_WRITE = 0x2
-_MAP_PRIVATE = 0x02
-_MAP_ANONYMOUS = 0x20
-_MAP_NORESERVE = 0x4000
-_MADV_DONTNEED = 4
-_MAP_FAILED = 2**64 - 1
+_block_ids = itertools.count(1)
 
 
 class HostMemoryError(FlatviewError, OSError):
@@ -64,26 +59,28 @@ class RamBlock:
                 _errno.EINVAL,
             )
         self.name = name
+        self.id = next(_block_ids)
+        """Unique for the life of the process (never reused, unlike ``id()``)."""
         self.resizable = resizable
         self.max_length = max_len
         self._used_length = used_length
         self._mapped = max(page_align_up(max_len), PAGE_SIZE)
-        ptr = _libc.mmap(
-            _ffi.NULL,
+        ptr = libc.mmap(
+            ffi.NULL,
             self._mapped,
-            _PROT_READ | _PROT_WRITE,
-            _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_NORESERVE,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
             -1,
             0,
         )
-        if int(_ffi.cast("uintptr_t", ptr)) == _MAP_FAILED:
-            err = _ffi.errno
+        if int(ffi.cast("uintptr_t", ptr)) == MAP_FAILED:
+            err = ffi.errno
             raise HostMemoryError(
                 f"ram block {name!r}: mmap of {self._mapped:#x} bytes failed: {os.strerror(err)}",
                 err,
             )
-        self._ptr: Any = _ffi.cast("unsigned char *", ptr)
-        self.host_addr = int(_ffi.cast("uintptr_t", ptr))
+        self._ptr: Any = ffi.cast("unsigned char *", ptr)
+        self.host_addr = int(ffi.cast("uintptr_t", ptr))
         self._lock = threading.Lock()
         self._closed = False
 
@@ -109,7 +106,7 @@ class RamBlock:
             start = page_align_up(new_length)
             end = page_align_up(self._used_length)
             if end > start:
-                _libc.madvise(self._ptr + start, end - start, _MADV_DONTNEED)
+                libc.madvise(self._ptr + start, end - start, MADV_DONTNEED)
         self._used_length = new_length
 
     # -- access ----------------------------------------------------------------
@@ -125,16 +122,16 @@ class RamBlock:
 
     def read(self, offset: int, size: int) -> bytes:
         self._check(offset, size)
-        return bytes(_ffi.buffer(self._ptr + offset, size))
+        return bytes(ffi.buffer(self._ptr + offset, size))
 
     def write(self, offset: int, data: bytes) -> None:
         self._check(offset, len(data))
-        _ffi.memmove(self._ptr + offset, data, len(data))
+        ffi.memmove(self._ptr + offset, data, len(data))
 
     def buffer(self) -> memoryview:
         """A writable view of the used length (invalid after ``close()``)."""
         self._check(0, 0)
-        return memoryview(_ffi.buffer(self._ptr, self._used_length))
+        return memoryview(ffi.buffer(self._ptr, self._used_length))
 
     # -- lifetime --------------------------------------------------------------
     @property
@@ -146,7 +143,7 @@ class RamBlock:
             if self._closed:
                 return
             self._closed = True
-            _libc.munmap(self._ptr, self._mapped)
+            libc.munmap(self._ptr, self._mapped)
 
     def __enter__(self) -> RamBlock:
         return self

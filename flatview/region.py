@@ -10,15 +10,30 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 import attrs
 
 from flatview.errors import RegionError
 from flatview.hostmem import HostMemoryError, RamBlock, page_align_up
 
-if TYPE_CHECKING:
-    from flatview.system import MemorySystem
+
+class RegionOwner(Protocol):
+    """What a region needs from the :class:`~flatview.system.MemorySystem` that made it:
+    transactions around each mutation, and the global dirty-log switch."""
+
+    @property
+    def global_dirty_log(self) -> bool: ...
+
+    def transaction(self) -> AbstractContextManager[object]: ...
+
+    def _check_mutable(self, where: str) -> None: ...
+
+    def _mark_pending(self) -> None: ...
+
+    def _structure_changed(self) -> None: ...
+
 
 ADDR_SPACE_END = 2**64
 """Regions may be up to 2**64 bytes: a root container spans the whole 64-bit space."""
@@ -32,6 +47,26 @@ class RegionKind(enum.Enum):
     ROM_DEVICE = "rom_device"
     MMIO = "mmio"
     ALIAS = "alias"
+
+    @property
+    def terminates(self) -> bool:
+        """A leaf: it fills the holes its children leave (QEMU's ``terminates``)."""
+        return self not in (RegionKind.CONTAINER, RegionKind.ALIAS)
+
+    @property
+    def has_ram_block(self) -> bool:
+        """Backed by a host memory block (every leaf but MMIO)."""
+        return self.terminates and self is not RegionKind.MMIO
+
+    @property
+    def is_ram(self) -> bool:
+        """Always read from its block (QEMU's ``memory_region_is_ram``)."""
+        return self in (RegionKind.RAM, RegionKind.ROM, RegionKind.RAM_DEVICE)
+
+    @property
+    def migratable(self) -> bool:
+        """Logged by global (migration) dirty logging."""
+        return self in (RegionKind.RAM, RegionKind.ROM, RegionKind.ROM_DEVICE)
 
 
 class DirtyLogClient(enum.IntFlag):
@@ -73,15 +108,6 @@ class MmioOps:
     write: MmioWrite = _ignore_write
 
 
-_RAM_BACKED = frozenset(
-    {RegionKind.RAM, RegionKind.ROM, RegionKind.RAM_DEVICE, RegionKind.ROM_DEVICE}
-)
-_LEAF = frozenset(
-    {RegionKind.RAM, RegionKind.ROM, RegionKind.RAM_DEVICE, RegionKind.ROM_DEVICE, RegionKind.MMIO}
-)
-_MIGRATABLE = frozenset({RegionKind.RAM, RegionKind.ROM, RegionKind.ROM_DEVICE})
-
-
 def _check_size(name: str, size: int) -> None:
     if not isinstance(size, int) or isinstance(size, bool):
         raise RegionError(f"region {name!r}: size must be an integer, got {size!r}")
@@ -96,7 +122,7 @@ class MemoryRegion:
 
     def __init__(
         self,
-        system: MemorySystem,
+        system: RegionOwner,
         name: str,
         kind: RegionKind,
         size: int,
@@ -188,17 +214,15 @@ class MemoryRegion:
 
     @property
     def terminates(self) -> bool:
-        """A leaf that fills the holes its children leave (QEMU's ``terminates``)."""
-        return self.kind in _LEAF
+        return self.kind.terminates
 
     @property
     def is_ram(self) -> bool:
-        """RAM, ROM and RAM device regions (QEMU's ``memory_region_is_ram``)."""
-        return self.kind in (RegionKind.RAM, RegionKind.ROM, RegionKind.RAM_DEVICE)
+        return self.kind.is_ram
 
     @property
     def has_ram_block(self) -> bool:
-        return self.kind in _RAM_BACKED
+        return self.kind.has_ram_block
 
     @property
     def log_mask(self) -> int:
@@ -208,7 +232,7 @@ class MemoryRegion:
     def dirty_log_mask(self) -> int:
         """Mask a flat range of this region carries (QEMU's get_dirty_log_mask)."""
         mask = self._log_mask
-        if self.system.global_dirty_log and self.kind in _MIGRATABLE:
+        if self.system.global_dirty_log and self.kind.migratable:
             mask |= DirtyLogClient.MIGRATION
         return int(mask)
 
@@ -230,14 +254,6 @@ class MemoryRegion:
         yield self
         for child in self._subregions:
             yield from child.walk()
-
-    def absolute_addr(self) -> int:
-        """Address relative to the root of the tree this region hangs in."""
-        addr, mr = 0, self
-        while mr is not None:
-            addr += mr._addr
-            mr = mr._parent  # type: ignore[assignment]
-        return addr
 
     # -- validation helpers ----------------------------------------------------
     def _check_alias_window(self, offset: int, size: int) -> None:

@@ -100,13 +100,8 @@ def _render(
         child_start = base + child._addr
         if child_start < end and child_start + child._size > start:
             _render(canvas, child, base, start, end, ro, nv, um)
-    if mr.kind in _TERMINATES:
+    if mr.kind.terminates:
         canvas.fill(start, end, mr, base, ro, nv, um)
-
-
-_TERMINATES = frozenset(
-    {RegionKind.RAM, RegionKind.ROM, RegionKind.RAM_DEVICE, RegionKind.ROM_DEVICE, RegionKind.MMIO}
-)
 
 
 def render(root: MemoryRegion | None) -> FlatView:
@@ -127,24 +122,11 @@ def simplify(pieces: list[_Piece]) -> tuple[FlatRange, ...]:
         if attrs_ is None:
             attrs_ = masks[id(mr)] = (mr.dirty_log_mask(), mr.romd_mode)
         mask, romd = attrs_
-        if out:
-            prev = out[-1]
-            if (
-                prev.end == start
-                and prev.region is mr
-                and prev.offset_in_region + prev.size == off
-                and prev.dirty_log_mask == mask
-                and prev.romd_mode == romd
-                and prev.readonly == ro
-                and prev.nonvolatile == nv
-                and not prev.unmergeable
-                and not um
-            ):
-                out[-1] = FlatRange(
-                    prev.addr, end - prev.addr, mr, prev.offset_in_region, ro, romd, nv, um, mask
-                )
-                continue
-        out.append(FlatRange(start, end - start, mr, off, ro, romd, nv, um, mask))
+        fr = FlatRange(start, end - start, mr, off, ro, romd, nv, um, mask)
+        if out and out[-1].can_merge(fr):
+            out[-1] = out[-1].merged(fr)
+        else:
+            out.append(fr)
     return tuple(out)
 
 

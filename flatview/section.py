@@ -1,67 +1,90 @@
-"""MemoryRegionSection: the frozen value a listener callback receives."""
+"""MemoryRegionSection: the frozen value a listener callback receives.
+
+As in QEMU, a section points at what it describes rather than copying it: the
+address space it belongs to and the :class:`FlatRange` of that space's view.
+Its address, size and attributes are read through the range.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import attrs
 
-from flatview.flatrange import FlatRange
+from flatview.flatrange import FlatRange, FlatView
 from flatview.region import MemoryRegion
 
-if TYPE_CHECKING:
-    from flatview.address_space import AddressSpace
+
+class AddressSpaceRef(Protocol):
+    """What a section tells about its address space (an :class:`AddressSpace`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def flatview(self) -> FlatView: ...
 
 
 @attrs.frozen(slots=True)
 class MemoryRegionSection:
     """One flat range of one address space, as a listener sees it."""
 
-    address_space: AddressSpace
-    region: MemoryRegion
-    offset_in_region: int
-    addr: int
-    size: int
-    readonly: bool = False
-    romd_mode: bool = False
-    nonvolatile: bool = False
-    unmergeable: bool = False
-    dirty_log_mask: int = 0
+    address_space: AddressSpaceRef
+    range: FlatRange
+
+    @property
+    def region(self) -> MemoryRegion:
+        return self.range.region
+
+    @property
+    def offset_in_region(self) -> int:
+        return self.range.offset_in_region
+
+    @property
+    def addr(self) -> int:
+        return self.range.addr
+
+    @property
+    def size(self) -> int:
+        return self.range.size
 
     @property
     def end(self) -> int:
-        return self.addr + self.size
+        return self.range.addr + self.range.size
 
-    @classmethod
-    def from_range(cls, address_space: AddressSpace, fr: FlatRange) -> MemoryRegionSection:
-        return cls(
-            address_space,
-            fr.region,
-            fr.offset_in_region,
-            fr.addr,
-            fr.size,
-            fr.readonly,
-            fr.romd_mode,
-            fr.nonvolatile,
-            fr.unmergeable,
-            fr.dirty_log_mask,
-        )
+    @property
+    def readonly(self) -> bool:
+        return self.range.readonly
+
+    @property
+    def romd_mode(self) -> bool:
+        return self.range.romd_mode
+
+    @property
+    def nonvolatile(self) -> bool:
+        return self.range.nonvolatile
+
+    @property
+    def unmergeable(self) -> bool:
+        return self.range.unmergeable
+
+    @property
+    def dirty_log_mask(self) -> int:
+        return self.range.dirty_log_mask
 
     def describe(self) -> str:
         """``[start-end] name @offset flags`` for logs and the recording listener."""
+        r = self.range
         flags = []
-        if self.readonly:
+        if r.readonly:
             flags.append("ro")
-        if self.romd_mode:
+        if r.romd_mode:
             flags.append("romd")
-        if self.nonvolatile:
+        if r.nonvolatile:
             flags.append("nv")
-        if self.unmergeable:
+        if r.unmergeable:
             flags.append("unmergeable")
-        if self.dirty_log_mask:
-            flags.append(f"log={self.dirty_log_mask:#x}")
+        if r.dirty_log_mask:
+            flags.append(f"log={r.dirty_log_mask:#x}")
         tail = (" " + ",".join(flags)) if flags else ""
-        return (
-            f"{self.addr:#018x}-{self.end - 1:#018x} {self.region.name} "
-            f"@{self.offset_in_region:#x}{tail}"
-        )
+        return f"{r.addr:#018x}-{r.end - 1:#018x} {r.region.name} @{r.offset_in_region:#x}{tail}"

@@ -3,22 +3,36 @@
 QEMU keeps this state in globals; here it is an object, so tests and several VMs
 in one process stay independent.  Nested ``begin()``/``commit()``: only the
 outermost commit renders and notifies, and only when an update is pending.
+
+The system holds the one registry of listeners: each registration is a
+(listener, address space) pair, kept in ascending priority (ties in registration
+order).  A listener registered on several address spaces gets one ``begin`` and
+one ``commit`` per transaction and the range callbacks of each of its spaces.
 """
 
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from flatview.errors import TransactionError
 from flatview.flatrange import FlatView
 from flatview.hostmem import RamBlock
+from flatview.listener import MemoryListener
 from flatview.region import MemoryRegion, MmioOps, RegionKind
 from flatview.render import render, resolve_root
 
-if TYPE_CHECKING:
-    from flatview.address_space import AddressSpace
-    from listeners.protocol import MemoryListener
+
+class Space(Protocol):
+    """What the system needs from an address space (an :class:`AddressSpace`)."""
+
+    @property
+    def root(self) -> MemoryRegion: ...
+
+    @property
+    def flatview(self) -> FlatView: ...
+
+    def _publish(self, new: FlatView) -> None: ...
 
 
 class MemorySystem:
@@ -29,8 +43,8 @@ class MemorySystem:
         self._pending = False
         self._committing = False
         self._global_log = False
-        self._spaces: list[AddressSpace] = []
-        self._listeners: list[MemoryListener] = []
+        self._spaces: list[Space] = []
+        self._registry: list[tuple[MemoryListener, Space]] = []
         self.commits = 0
         """How many outermost commits rendered and notified (for tests and benchmarks)."""
         self.structure_generation = 0
@@ -80,10 +94,6 @@ class MemorySystem:
         return self._depth
 
     @property
-    def update_pending(self) -> bool:
-        return self._pending
-
-    @property
     def global_dirty_log(self) -> bool:
         return self._global_log
 
@@ -101,13 +111,14 @@ class MemorySystem:
         error: BaseException | None = None
         try:
             views = self._render_all()
-            for listener in self._listeners:
+            listeners = self.listeners
+            for listener in listeners:
                 listener.begin()
             for space in list(self._spaces):
                 space._publish(views[id(space)])
             # every listener gets its commit even if an earlier one failed (a KVM
             # listener that rolled back raises); the first error is re-raised
-            for listener in self._listeners:
+            for listener in listeners:
                 try:
                     listener.commit()
                 except Exception as e:
@@ -154,7 +165,7 @@ class MemorySystem:
         with self.transaction():
             self._global_log = True
             self._mark_pending()
-        for listener in self._listeners:
+        for listener in self.listeners:
             listener.log_global_start()
 
     def global_log_stop(self) -> None:
@@ -164,15 +175,24 @@ class MemorySystem:
         with self.transaction():
             self._global_log = False
             self._mark_pending()
-        for listener in reversed(self._listeners):
+        for listener in reversed(self.listeners):
             listener.log_global_stop()
 
     # -- registration (called by AddressSpace) -------------------------------------
     @property
-    def address_spaces(self) -> tuple[AddressSpace, ...]:
+    def address_spaces(self) -> tuple[Space, ...]:
         return tuple(self._spaces)
 
-    def _add_space(self, space: AddressSpace) -> FlatView:
+    @property
+    def listeners(self) -> tuple[MemoryListener, ...]:
+        """Every registered listener once, in ascending priority."""
+        return tuple(dict.fromkeys(listener for listener, _ in self._registry))
+
+    def listeners_of(self, space: Space) -> tuple[MemoryListener, ...]:
+        """The listeners registered on ``space``, in ascending priority."""
+        return tuple(listener for listener, s in self._registry if s is space)
+
+    def _add_space(self, space: Space) -> FlatView:
         self._spaces.append(space)
         root = resolve_root(space.root)
         for other in self._spaces[:-1]:
@@ -180,17 +200,19 @@ class MemorySystem:
                 return other.flatview
         return render(root)
 
-    def _remove_space(self, space: AddressSpace) -> None:
+    def _remove_space(self, space: Space) -> None:
         self._spaces.remove(space)
 
-    def _add_listener(self, listener: MemoryListener) -> None:
-        i = len(self._listeners)
-        while i > 0 and self._listeners[i - 1].priority > listener.priority:
+    def _register(self, listener: MemoryListener, space: Space) -> None:
+        i = len(self._registry)
+        while i > 0 and self._registry[i - 1][0].priority > listener.priority:
             i -= 1
-        self._listeners.insert(i, listener)
+        self._registry.insert(i, (listener, space))
 
-    def _remove_listener(self, listener: MemoryListener) -> None:
-        self._listeners.remove(listener)
+    def _unregister(self, listener: MemoryListener, space: Space) -> None:
+        self._registry = [
+            (ls, sp) for ls, sp in self._registry if not (ls is listener and sp is space)
+        ]
 
 
 class _Transaction:

@@ -1,18 +1,25 @@
 """The KVM ABI for x86-64 in cffi ABI mode: structs declared by hand, ioctl numbers
 computed from ``_IOC`` and ``ffi.sizeof`` so they cannot drift from the structs.
 
-No compiler is involved: ``ffi.dlopen(None)`` binds libc's ``ioctl``, which
-releases the GIL while it runs (so a blocking ``KVM_RUN`` stalls no other thread)
-and never retries on EINTR (unlike ``fcntl.ioctl`` on CPython 3.14).
+No compiler is involved: the structs are added to the project's one libc binding
+(``flatview._libc``), whose ``ioctl`` releases the GIL while it runs (so a blocking
+``KVM_RUN`` stalls no other thread) and never retries on EINTR (unlike
+``fcntl.ioctl`` on CPython 3.14).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from flatview._libc import (
+    MAP_FAILED,
+    MAP_SHARED,
+    O_CLOEXEC,
+    O_RDWR,
+    PROT_READ,
+    PROT_WRITE,
+    ffi,
+    libc,
+)
 
-from cffi import FFI
-
-ffi = FFI()
 ffi.cdef(
     """
     struct kvm_userspace_memory_region {
@@ -91,14 +98,8 @@ ffi.cdef(
         uint64_t kvm_dirty_regs;
         union { char padding[2048]; } s;
     };
-    int ioctl(int fd, unsigned long request, ...);
-    int open(const char *path, int flags);
-    int close(int fd);
-    void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
-    int munmap(void *addr, size_t length);
     """
 )
-libc: Any = ffi.dlopen(None)
 
 KVMIO = 0xAE
 _IOC_NONE, _IOC_WRITE, _IOC_READ = 0, 1, 2
@@ -202,9 +203,13 @@ KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON = 4
 
 KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT = 0, 1
 
-# libc
-O_RDWR = 0o2
-O_CLOEXEC = 0o2000000
-PROT_READ, PROT_WRITE = 0x1, 0x2
-MAP_SHARED = 0x01
-MAP_FAILED = 2**64 - 1
+__all__ = [
+    "MAP_FAILED",
+    "MAP_SHARED",
+    "O_CLOEXEC",
+    "O_RDWR",
+    "PROT_READ",
+    "PROT_WRITE",
+    "ffi",
+    "libc",
+]

@@ -1,13 +1,8 @@
-"""vCPU exits as frozen values, and the handler interface the runner dispatches to."""
+"""vCPU exits as frozen values (the handler interface is the runner's: ``runner.ExitHandler``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
-
 import attrs
-
-if TYPE_CHECKING:
-    from kvm_backend.runner import VcpuThread
 
 
 @attrs.frozen
@@ -44,32 +39,3 @@ class StopExit:
     data: tuple[int, ...] = ()
     rip: int | None = None
     errno: int = 0
-
-
-class ExitHandler(Protocol):
-    """Device code: called on the vCPU's own thread (keep it short: GIL)."""
-
-    def io(self, vcpu: VcpuThread, exit: IoExit) -> bytes | None:
-        """Handle port I/O; for IN return ``size * count`` bytes."""
-        ...
-
-    def mmio(self, vcpu: VcpuThread, exit: MmioExit) -> bytes | None:
-        """Handle MMIO; for a read return ``length`` bytes."""
-        ...
-
-    def stop(self, vcpu: VcpuThread, exit: StopExit) -> bool:
-        """Any other exit; return True to re-enter the guest, False to end the vCPU."""
-        ...
-
-
-class NullHandler:
-    """Ignores I/O, reads MMIO as all-ones, ends a vCPU on any other exit."""
-
-    def io(self, vcpu: VcpuThread, exit: IoExit) -> bytes | None:
-        return None if exit.is_write else b"\xff" * (exit.size * exit.count)
-
-    def mmio(self, vcpu: VcpuThread, exit: MmioExit) -> bytes | None:
-        return None if exit.is_write else b"\xff" * exit.length
-
-    def stop(self, vcpu: VcpuThread, exit: StopExit) -> bool:
-        return False

@@ -223,6 +223,11 @@ class Vm(_Fd):
         else:
             self._slots[slot] = Memslot(slot, flags, gpa, size, hva)
 
+    @property
+    def timeline(self) -> None:
+        """Real KVM keeps no history of the slot table."""
+        return None
+
     def get_dirty_log(self, slot: int) -> bytes:
         ms = self._slots.get(slot)
         pages = (ms.size // 4096) if ms is not None else 0

@@ -1,8 +1,6 @@
-"""Memslot values and the slot-table interface shared by the real and simulated VM."""
+"""Memslot values: one slot as the kernel holds it, and the kernel's slot numbering."""
 
 from __future__ import annotations
-
-from typing import Protocol
 
 import attrs
 
@@ -46,29 +44,3 @@ class Memslot:
 
     def hva_of(self, gpa: int) -> int:
         return self.hva + (gpa - self.gpa)
-
-
-class MemslotBackend(Protocol):
-    """What the KVM listener needs from a VM: a real :class:`~kvm_backend.kvm.Vm` or a
-    :class:`~kvm_backend.sim.SimVm`.  Failures raise :class:`MemslotError`."""
-
-    @property
-    def nr_memslots(self) -> int: ...
-
-    @property
-    def nr_address_spaces(self) -> int: ...
-
-    @property
-    def readonly_mem(self) -> bool: ...
-
-    def slots(self) -> dict[int, Memslot]:
-        """The slot table after the last successful ioctl, keyed by encoded slot."""
-        ...
-
-    def set_user_memory_region(self, slot: int, flags: int, gpa: int, size: int, hva: int) -> None:
-        """KVM_SET_USER_MEMORY_REGION(2); ``size == 0`` deletes."""
-        ...
-
-    def get_dirty_log(self, slot: int) -> bytes:
-        """The slot's dirty bitmap (one bit per page, rounded up to 64 bits)."""
-        ...

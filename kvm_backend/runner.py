@@ -24,14 +24,14 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from kvm_backend import abi
 from kvm_backend.abi import ffi
-from kvm_backend.commit_window import NOT_REPAIRED, CommitWindow
 from kvm_backend.errors import KvmError
-from kvm_backend.exits import ExitHandler, IoExit, MmioExit, StopExit
+from kvm_backend.exits import IoExit, MmioExit, StopExit
 from kvm_backend.kvm import Vcpu
+from kvm_backend.vcpu_control import NOT_REPAIRED, FaultRepair
 
 KICK_SIGNAL = signal.SIGUSR1
 
@@ -128,7 +128,7 @@ class VcpuRunner:
         self.pause_latencies_ns: list[int] = []
         """kick -> all parked, one entry per outermost pause_all."""
         self.pause_count = 0
-        self.commit_window: CommitWindow | None = None
+        self.commit_window: FaultRepair | None = None
         """Set by an optimistic KVM listener: MMIO exits and failed fetches during
         one of its commits are repaired against the new layout."""
 
@@ -181,7 +181,7 @@ class VcpuRunner:
         return not any(t.thread.is_alive() for t in self.threads)
 
     # -- VcpuControl -------------------------------------------------------------
-    def set_commit_window(self, window: CommitWindow | None) -> None:
+    def set_commit_window(self, window: FaultRepair | None) -> None:
         self.commit_window = window
 
     @property
@@ -352,3 +352,32 @@ class VcpuRunner:
             return True
         t.last_stop = exit_
         return bool(self.handler.stop(t, exit_))
+
+
+class ExitHandler(Protocol):
+    """Device code: called on the vCPU's own thread (keep it short: GIL)."""
+
+    def io(self, vcpu: VcpuThread, exit: IoExit) -> bytes | None:
+        """Handle port I/O; for IN return ``size * count`` bytes."""
+        ...
+
+    def mmio(self, vcpu: VcpuThread, exit: MmioExit) -> bytes | None:
+        """Handle MMIO; for a read return ``length`` bytes."""
+        ...
+
+    def stop(self, vcpu: VcpuThread, exit: StopExit) -> bool:
+        """Any other exit; return True to re-enter the guest, False to end the vCPU."""
+        ...
+
+
+class NullHandler:
+    """Ignores I/O, reads MMIO as all-ones, ends a vCPU on any other exit."""
+
+    def io(self, vcpu: VcpuThread, exit: IoExit) -> bytes | None:
+        return None if exit.is_write else b"\xff" * (exit.size * exit.count)
+
+    def mmio(self, vcpu: VcpuThread, exit: MmioExit) -> bytes | None:
+        return None if exit.is_write else b"\xff" * exit.length
+
+    def stop(self, vcpu: VcpuThread, exit: StopExit) -> bool:
+        return False

@@ -1,19 +1,18 @@
 """A simulated KVM: the kernel's memslot rules and errnos, plus a timeline.
 
 ``SimVm`` answers ``set_user_memory_region`` exactly as the kernel validates it
-(order of checks and errnos from the KVM API; see docs/kvm-notes.md), keeps every
-slot-table state it passes through, and can say which guest bytes were unmapped
-between two instants and for how many ioctl steps.  A failure of any errno can be
-injected at the k-th ioctl.  It is what the CLI uses without /dev/kvm and what fast
-unit tests use; ``tests/test_sim_fidelity.py`` checks it against real KVM.
+(order of checks and errnos from the KVM API; see docs/kvm-backend.md) and keeps a
+:class:`~kvm_backend.timeline.Timeline` of every change, which can say which guest
+bytes were unmapped between two instants and for how many ioctl steps.  Failures
+are injected by wrapping it (``kvm_backend.testing.fault_injection``), as any
+backend.  It is what the CLI uses without /dev/kvm and what fast unit tests use;
+``tests/test_sim_fidelity.py`` checks it against real KVM.
 """
 
 from __future__ import annotations
 
 import errno as _errno
-import itertools
 
-import attrs
 from intervaltree import IntervalTree
 
 from kvm_backend.abi import (
@@ -23,25 +22,12 @@ from kvm_backend.abi import (
 )
 from kvm_backend.errors import KvmError, MemslotError
 from kvm_backend.memslot import Memslot
+from kvm_backend.timeline import Timeline
 
 PAGE = 4096
 KVM_MEM_MAX_NR_PAGES = (1 << 31) - 1
 USER_END = (1 << 47) - PAGE
 """``hva + size`` may not exceed this (x86-64, 4-level paging: TASK_SIZE_MAX; measured)."""
-
-
-@attrs.frozen
-class Hole:
-    """Guest bytes ``[gpa, gpa + size)`` unmapped during ``steps`` intermediate states.
-
-    ``same_mapping``: mapped identically (host address, READONLY) at both ends, so the
-    hole was avoidable; otherwise the bytes were remapped (or only mapped at one end).
-    """
-
-    gpa: int
-    size: int
-    steps: int
-    same_mapping: bool
 
 
 class SimKvm:
@@ -84,10 +70,8 @@ class SimVm:
         self._trees: dict[int, IntervalTree] = {}
         """Per address space: the slots' gpa ranges (overlap and lookup in O(log n))."""
         self._dirty: dict[int, set[int]] = {}
-        self.timeline: list[tuple[Memslot, ...]] = [()]
-        """Slot table after each successful ioctl; index = instant."""
+        self._timeline = Timeline()
         self.ioctl_count = 0
-        self._fail_at: dict[int, int] = {}
         self.closed = False
 
     # -- capabilities ------------------------------------------------------------
@@ -112,26 +96,19 @@ class SimVm:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- fault injection -----------------------------------------------------------
-    def inject_failure(self, after: int, err: int = _errno.ENOMEM) -> None:
-        """Make the memslot ioctl ``after`` calls from now fail with ``err`` (0 = next)."""
-        self._fail_at[self.ioctl_count + after] = err
-
     # -- memslots ------------------------------------------------------------------
     def slots(self) -> dict[int, Memslot]:
         return dict(self._slots)
 
     @property
-    def now(self) -> int:
-        """The current instant (index into ``timeline``)."""
-        return len(self.timeline) - 1
+    def timeline(self) -> Timeline:
+        """Every change of the slot table (see :class:`Timeline`)."""
+        return self._timeline
 
     def set_user_memory_region(self, slot: int, flags: int, gpa: int, size: int, hva: int) -> None:
         name = "KVM_SET_USER_MEMORY_REGION2" if self.use_region2 else "KVM_SET_USER_MEMORY_REGION"
-        n = self.ioctl_count
         self.ioctl_count += 1
-        injected = self._fail_at.pop(n, None)
-        err = injected if injected is not None else self._validate(slot, flags, gpa, size, hva)
+        err = self._validate(slot, flags, gpa, size, hva)
         if err:
             raise MemslotError(name, err, slot=slot, gpa=gpa, size=size, flags=flags, hva=hva)
         tree = self._trees.setdefault(slot >> 16, IntervalTree())
@@ -148,7 +125,7 @@ class SimVm:
                 self._dirty.pop(slot, None)
             elif old is None or not old.flags & KVM_MEM_LOG_DIRTY_PAGES:
                 self._dirty[slot] = set()
-        self.timeline.append(tuple(sorted(self._slots.values(), key=lambda m: (m.as_id, m.gpa))))
+        self._timeline.record(slot, old, self._slots.get(slot))
 
     def _validate(self, slot: int, flags: int, gpa: int, size: int, hva: int) -> int:
         """0 if the kernel would accept the call, else its errno (checks in kernel order)."""
@@ -231,43 +208,3 @@ class SimVm:
             bitmap[p // 8] |= 1 << (p % 8)
         self._dirty[slot] = set()
         return bytes(bitmap)
-
-    # -- the timeline ------------------------------------------------------------------
-    def mapping_at(self, instant: int, gpa: int, as_id: int = 0) -> tuple[int, bool] | None:
-        """(host address, readonly) of ``gpa`` at ``instant``, or None in a hole."""
-        for ms in self.timeline[instant]:
-            if ms.as_id == as_id and ms.gpa <= gpa < ms.end:
-                return (ms.hva_of(gpa), ms.readonly)
-        return None
-
-    def holes(self, t0: int, t1: int | None = None, as_id: int = 0) -> list[Hole]:
-        """Bytes mapped at both ``t0`` and ``t1`` but unmapped in some state between."""
-        t1 = self.now if t1 is None else t1
-        states = self.timeline[t0 : t1 + 1]
-        cuts = sorted(
-            {b for st in states for ms in st if ms.as_id == as_id for b in (ms.gpa, ms.end)}
-        )
-        out: list[Hole] = []
-        for lo, hi in itertools.pairwise(cuts):
-            first = self.mapping_at(t0, lo, as_id)
-            last = self.mapping_at(t1, lo, as_id)
-            if first is None or last is None:
-                continue
-            steps = sum(1 for i in range(t0 + 1, t1) if self.mapping_at(i, lo, as_id) is None)
-            if steps == 0:
-                continue
-            same = first == last
-            prev = out[-1] if out else None
-            if (
-                prev
-                and prev.gpa + prev.size == lo
-                and (prev.steps, prev.same_mapping)
-                == (
-                    steps,
-                    same,
-                )
-            ):
-                out[-1] = Hole(prev.gpa, prev.size + hi - lo, steps, same)
-            else:
-                out.append(Hole(lo, hi - lo, steps, same))
-        return out

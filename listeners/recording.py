@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from flatview.listener import MemoryListener
 from flatview.section import MemoryRegionSection
-from listeners.protocol import MemoryListener
 
 
 @attrs.frozen

@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from kvm_backend import guest_code as gc
 from kvm_backend.kvm import Kvm
-from kvm_backend.kvm_listener import KvmMemoryListener, Mode
-from kvm_backend.reshape import Reshaper
-from kvm_backend.sweep import PAGE, SweepHarness
+from kvm_backend.testing import guest_code as gc
+from kvm_backend.testing.sweep import PAGE, SweepHarness
+from listeners.kvm_listener import KvmMemoryListener, Mode
+from listeners.testing.reshape import Reshaper
 
 STEPS = 150
 
@@ -29,7 +29,7 @@ def test_no_dirty_page_is_lost_across_reslotting(kvm: Kvm, mode: Mode) -> None:
         shaper = Reshaper(h, seed=5)
         h.data_region.log_start("migration")
         kl = KvmMemoryListener(h.vm, shaper.space, vcpus=h.runner, mode=mode)
-        block = id(h.data)
+        block = h.data.id
         h.start()
         h.runner.pause_all()
         kl.sync_dirty_log()

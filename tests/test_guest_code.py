@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kvm_backend import guest_code as gc
+from kvm_backend.testing import guest_code as gc
 
 SRC = Path(gc.__file__).parent / "guest_src"
 

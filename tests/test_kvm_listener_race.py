@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from kvm_backend.kvm import Kvm
-from kvm_backend.kvm_listener import Mode
-from kvm_backend.reshape import ReshapeRun, run_reshape
+from listeners.kvm_listener import Mode
+from listeners.testing.reshape import ReshapeRun, run_reshape
 
 COMMITS = 500
 VCPUS = 4

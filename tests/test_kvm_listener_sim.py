@@ -10,12 +10,14 @@ from hypothesis import strategies as st
 
 from flatview import AddressSpace, DirtyLogClient, MemorySystem
 from flatview.hostmem import page_align_up
-from kvm_backend.commit_window import CommitWindow
+from kvm_backend.backend import MemslotBackend
 from kvm_backend.errors import CommitError
-from kvm_backend.kvm_listener import KvmMemoryListener
 from kvm_backend.memslot import Memslot
 from kvm_backend.sim import SimVm
-from kvm_backend.slot_layout import PAGE, SlotMapping, desired_mappings
+from kvm_backend.testing.fault_injection import FaultInjector
+from kvm_backend.vcpu_control import FaultRepair
+from listeners.kvm_listener import KvmMemoryListener
+from listeners.slot_layout import PAGE, SlotMapping, desired_mappings
 from tests.tree_gen import UNIT, Node, Tree, trees
 
 
@@ -25,7 +27,7 @@ class FakeVcpus:
     def __init__(self) -> None:
         self.pauses = 0
         self.depth = 0
-        self.window: CommitWindow | None = None
+        self.window: FaultRepair | None = None
 
     def pause_all(self) -> None:
         self.pauses += 1
@@ -35,7 +37,7 @@ class FakeVcpus:
         assert self.depth > 0
         self.depth -= 1
 
-    def set_commit_window(self, window: CommitWindow | None) -> None:
+    def set_commit_window(self, window: FaultRepair | None) -> None:
         self.window = window
 
 
@@ -54,7 +56,9 @@ def table(kl: KvmMemoryListener) -> dict[int, Memslot]:
     }
 
 
-def check_consistent(tree: Tree, space: AddressSpace, vm: SimVm, kl: KvmMemoryListener) -> None:
+def check_consistent(
+    tree: Tree, space: AddressSpace, vm: MemslotBackend, kl: KvmMemoryListener
+) -> None:
     assert vm.slots() == table(kl)
     want = desired_mappings(space.flatview)
     assert page_map([s.mapping for s in kl.slots]) == page_map(want)
@@ -100,7 +104,7 @@ def test_slot_table_follows_the_view_with_minimal_holes(data: st.DataObject) -> 
     check_consistent(tree, space, vm, kl)
     structural = False  # once a region moved, a kept slot may straddle a new boundary
     for _ in range(data.draw(st.integers(1, 6))):
-        t0, reports, pauses = vm.now, len(kl.reports), vcpus.pauses
+        t0, reports, pauses = vm.timeline.now, len(kl.reports), vcpus.pauses
         with tree.system.transaction():
             for _ in range(data.draw(st.integers(1, 3))):
                 op = data.draw(st.sampled_from((*ATTRIBUTE_OPS, *ATTRIBUTE_OPS, "move")))
@@ -108,10 +112,10 @@ def test_slot_table_follows_the_view_with_minimal_holes(data: st.DataObject) -> 
                 structural |= mutate(tree, op, node, data.draw(st.integers(0, 40)))
         check_consistent(tree, space, vm, kl)
         if len(kl.reports) == reports:
-            assert vm.now == t0  # nothing committed, nothing issued
+            assert vm.timeline.now == t0  # nothing committed, nothing issued
             continue
         p = kl.reports[-1].plan
-        holes = vm.holes(t0)
+        holes = vm.timeline.holes(t0)
         assert sum(h.size for h in holes if h.same_mapping) == p.unchanged_bytes_unmapped
         assert sum(h.size for h in holes if not h.same_mapping) == p.remapped_bytes
         assert (vcpus.pauses - pauses) == (1 if p.needs_pause else 0)
@@ -130,7 +134,8 @@ def test_slot_table_follows_the_view_with_minimal_holes(data: st.DataObject) -> 
 def test_failure_at_every_ioctl_position_rolls_back(data: st.DataObject) -> None:
     tree = data.draw(trees())
     space = AddressSpace(tree.root.region, "memory")
-    vm = SimVm()
+    sim = SimVm()
+    vm = FaultInjector(sim)
     vcpus = FakeVcpus()
     kl = KvmMemoryListener(vm, space, vcpus=vcpus)
     before = vm.slots()
@@ -176,9 +181,10 @@ def test_failed_commit_keeps_dirty_bits_and_the_next_commit_succeeds() -> None:
     root.add_subregion(0x104000, ro, 1)
     ram.log_start("migration")
     space = AddressSpace(root, "memory")
-    vm = SimVm()
+    sim = SimVm()
+    vm = FaultInjector(sim)
     kl = KvmMemoryListener(vm, space, vcpus=FakeVcpus())
-    assert vm.touch(0x104000) and vm.touch(0x10F000)
+    assert sim.touch(0x104000) and sim.touch(0x10F000)
     before = vm.slots()
     vm.inject_failure(1, errno.ENOMEM)
     with pytest.raises(CommitError) as ei:
@@ -187,7 +193,7 @@ def test_failed_commit_keeps_dirty_bits_and_the_next_commit_succeeds() -> None:
     assert vm.slots() == before
     kl.sync_dirty_log()
     assert ram.ram_block is not None
-    assert kl.dirty.pages(id(ram.ram_block)) == {4, 15}
+    assert kl.dirty.pages(ram.ram_block.id) == {4, 15}
     kl.apply()  # the next commit takes the new view
     assert page_map([s.mapping for s in kl.slots]) == page_map(desired_mappings(space.flatview))
     assert any(sl.mapping.readonly for sl in kl.slots)

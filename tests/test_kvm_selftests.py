@@ -9,11 +9,11 @@ import time
 import pytest
 
 from flatview.hostmem import RamBlock
-from kvm_backend import guest
-from kvm_backend import guest_code as gc
 from kvm_backend.exits import IoExit, MmioExit, StopExit
 from kvm_backend.kvm import Kvm, Vm
 from kvm_backend.runner import VcpuRunner, VcpuThread
+from kvm_backend.testing import guest
+from kvm_backend.testing import guest_code as gc
 
 GPA = 0xC0000000
 SIZE = 2 << 20

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flatview.pc import PcBoard
-from kvm_backend.kvm_listener import KvmMemoryListener
 from kvm_backend.sim import SimVm
+from listeners.kvm_listener import KvmMemoryListener
 
 QEMU10 = [(4, 4), (4, 1), (1, 5), (2, 2)]
 
@@ -15,10 +15,11 @@ def replay(**options: object) -> list[tuple[int, int, int, int, int]]:
     kl = KvmMemoryListener(vm, board.memory, **options)  # type: ignore[arg-type]
     rows = []
     for _label, addr, value in board.seabios_pam_sequence():
-        t0 = vm.now
+        t0 = vm.timeline.now
         board.write_config(addr, value.to_bytes(4, "little"))
         p = kl.reports[-1].plan
-        same = sum(h.size for h in vm.holes(t0) if h.same_mapping)
+        q = kl.reports[-1].summary()
+        same = sum(h.size for h in vm.timeline.holes(t0) if h.same_mapping)
         assert same == p.unchanged_bytes_unmapped
         rows.append(
             (
@@ -26,7 +27,7 @@ def replay(**options: object) -> list[tuple[int, int, int, int, int]]:
                 p.count("create"),
                 p.remapped_bytes,
                 p.unchanged_bytes_unmapped,
-                p.qemu_ioctls,
+                q.qemu_ioctls,
             )
         )
     return rows
@@ -58,10 +59,10 @@ def test_q35_sequence_groups_segments_by_mch_registers_and_unmaps_no_unchanged_b
     kl = KvmMemoryListener(vm, board.memory)
     values = []
     for _label, addr, value in seq:
-        t0 = vm.now
+        t0 = vm.timeline.now
         board.write_config(addr, value.to_bytes(4, "little"))
         values.append(list(board.pam_values))
         assert kl.reports[-1].plan.unchanged_bytes_unmapped == 0
-        assert not [h for h in vm.holes(t0) if h.same_mapping]
+        assert not [h for h in vm.timeline.holes(t0) if h.same_mapping]
     assert values[0] == [3] * 7 + [0] * 6  # the MCH's first dword covers segments 0-6
     assert values[3] == [1] * 11 + [3] * 2

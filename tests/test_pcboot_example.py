@@ -11,7 +11,7 @@ import pytest
 
 from examples.pcboot.guest import BOOT
 from examples.pcboot.vmm import PcVmm, Report
-from kvm_backend.kvm_listener import Mode
+from listeners.kvm_listener import Mode
 
 
 @pytest.mark.skipif(shutil.which("as") is None, reason="binutils (as, objcopy) not installed")

@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kvm_backend.memslot import Memslot
-from kvm_backend.planner import Plan, PlanCaps, Slot, plan
 from kvm_backend.sim import SimVm
-from kvm_backend.slot_layout import PAGE, SlotMapping
+from listeners.planner import Plan, PlanCaps, Slot, plan
+from listeners.report import Batch, summarize
+from listeners.slot_layout import PAGE, SlotMapping
 
 PAGES = 64
 BASE_GPA = 0x100000
@@ -81,6 +82,10 @@ def page_map(mappings: list[SlotMapping]) -> dict[int, tuple[int, int, int]]:
     return out
 
 
+def kinds(before: list[SlotMapping], after: list[SlotMapping]) -> list[str]:
+    return [c.kind for c in summarize(Batch.between(before, after)).classes]
+
+
 def load(vm: SimVm, slots: tuple[Slot, ...] | list[Slot]) -> None:
     for s in slots:
         m = s.mapping
@@ -92,7 +97,7 @@ def execute(vm: SimVm, p: Plan) -> list[int]:
     instants = []
     for op in p.ops:
         vm.set_user_memory_region(op.slot, *op.ioctl_args())
-        instants.append(vm.now)
+        instants.append(vm.timeline.now)
     return instants
 
 
@@ -113,8 +118,8 @@ def test_plan_executes_on_sim_and_matches_the_byte_oracle(data: st.DataObject) -
     old = plan([], before, caps=caps, boundaries=cuts).slots_after
     vm = SimVm()
     load(vm, old)
-    t0 = vm.now
-    p = plan(list(old), after, previous=before, caps=caps, boundaries=cuts)
+    t0 = vm.timeline.now
+    p = plan(list(old), after, caps=caps, boundaries=cuts)
     instants = execute(vm, p)
     # the slot table is exactly what the plan says, and it maps exactly `after`
     assert vm.slots() == as_table(p.slots_after)
@@ -133,7 +138,7 @@ def test_plan_executes_on_sim_and_matches_the_byte_oracle(data: st.DataObject) -
             changed = [g for g in range(m.gpa, m.end, PAGE) if now.get(g) != was.get(g)]
             assert changed, f"slot {op.slot} deleted without a changed byte"
     # the sim's timeline agrees with the plan's figures
-    holes = vm.holes(t0)
+    holes = vm.timeline.holes(t0)
     assert sum(h.size for h in holes if h.same_mapping) == p.unchanged_bytes_unmapped
     assert sum(h.size for h in holes if not h.same_mapping) == p.remapped_bytes
     # holes happen only inside the protected ops: nothing to protect => no pause
@@ -142,7 +147,7 @@ def test_plan_executes_on_sim_and_matches_the_byte_oracle(data: st.DataObject) -
     both = [g for g in was if g in now]
     for op, instant in zip(p.ops, instants, strict=True):
         if not op.protected:
-            assert all(vm.mapping_at(instant, g) is not None for g in both), op
+            assert all(vm.timeline.mapping_at(instant, g) is not None for g in both), op
     # flags-only when only dirty logging changed
     for op in p.ops:
         if op.op == "flags":
@@ -158,16 +163,14 @@ def test_qemu_like_plan_is_valid_and_never_cheaper_in_holes(data: st.DataObject)
     old = plan([], before, qemu_like=True).slots_after
     vm = SimVm()
     load(vm, old)
-    q = plan(list(old), after, previous=before, qemu_like=True)
+    q = plan(list(old), after, qemu_like=True)
     execute(vm, q)
     assert page_map([s.mapping for s in q.slots_after]) == page_map(after)
-    assert q.ioctls == q.qemu_ioctls
+    assert q.ioctls == summarize(Batch.between(before, after)).qemu_ioctls
     # with the range edges known as boundaries (a tree always provides them), our
     # layout never passes more bytes through a hole than QEMU's
     edges = {m.gpa for m in before + after} | {m.end for m in before + after}
-    ours = plan(
-        plan([], before, boundaries=edges).slots_after, after, previous=before, boundaries=edges
-    )
+    ours = plan(plan([], before, boundaries=edges).slots_after, after, boundaries=edges)
     assert ours.remapped_bytes + ours.unchanged_bytes_unmapped <= (
         q.remapped_bytes + q.unchanged_bytes_unmapped
     )
@@ -176,11 +179,12 @@ def test_qemu_like_plan_is_valid_and_never_cheaper_in_holes(data: st.DataObject)
 def test_grow_is_one_create_and_no_delete() -> None:
     m = SlotMapping(BASE_GPA, 4 * PAGE, BLOCK_HVA[1], 0, 1, 0)
     old = plan([], [m]).slots_after
-    p = plan(list(old), [SlotMapping(BASE_GPA, 8 * PAGE, BLOCK_HVA[1], 0, 1, 0)])
+    grown = SlotMapping(BASE_GPA, 8 * PAGE, BLOCK_HVA[1], 0, 1, 0)
+    p = plan(list(old), [grown])
     assert [(o.op, o.mapping.gpa, o.mapping.size) for o in p.ops] == [
         ("create", BASE_GPA + 4 * PAGE, 4 * PAGE)
     ]
-    assert not p.needs_pause and [c.kind for c in p.classes] == ["grow"]
+    assert not p.needs_pause and kinds([m], [grown]) == ["grow"]
 
 
 def test_move_is_one_move_ioctl() -> None:
@@ -189,7 +193,7 @@ def test_move_is_one_move_ioctl() -> None:
     moved = SlotMapping(BASE_GPA + 32 * PAGE, 4 * PAGE, BLOCK_HVA[1], 0, 1, 0)
     p = plan(list(old), [moved])
     assert [(o.op, o.slot, o.mapping.gpa) for o in p.ops] == [("move", 0, moved.gpa)]
-    assert not p.needs_pause and [c.kind for c in p.classes] == ["move"]
+    assert not p.needs_pause and kinds([m], [moved]) == ["move"]
 
 
 def test_dirty_log_toggle_is_flags_only() -> None:
@@ -206,14 +210,16 @@ def test_merge_keeps_both_slots_without_an_ioctl() -> None:
     b = SlotMapping(BASE_GPA + 4 * PAGE, 4 * PAGE, BLOCK_HVA[1] + 4 * PAGE, 0, 1, 4 * PAGE)
     old = plan([], [a, b], boundaries={BASE_GPA + 4 * PAGE}).slots_after
     assert len(old) == 2
-    p = plan(list(old), [SlotMapping(BASE_GPA, 8 * PAGE, BLOCK_HVA[1], 0, 1, 0)])
-    assert p.ops == () and p.qemu_ioctls == 3
+    merged = SlotMapping(BASE_GPA, 8 * PAGE, BLOCK_HVA[1], 0, 1, 0)
+    p = plan(list(old), [merged])
+    assert p.ops == () and summarize(Batch.between([a, b], [merged])).qemu_ioctls == 3
 
 
 def test_split_of_an_uncut_slot_reports_the_unchanged_bytes_it_unmaps() -> None:
     whole = SlotMapping(BASE_GPA, 8 * PAGE, BLOCK_HVA[1], 0, 1, 0)
     old = plan([], [whole]).slots_after
     ro = SlotMapping(BASE_GPA + 4 * PAGE, 4 * PAGE, BLOCK_HVA[1] + 4 * PAGE, 2, 1, 4 * PAGE)
-    p = plan(list(old), [whole.piece(BASE_GPA, BASE_GPA + 4 * PAGE), ro])
+    after = [whole.piece(BASE_GPA, BASE_GPA + 4 * PAGE), ro]
+    p = plan(list(old), after)
     assert p.unchanged_bytes_unmapped == 4 * PAGE and p.remapped_bytes == 4 * PAGE
-    assert p.needs_pause and [c.kind for c in p.classes] == ["split"]
+    assert p.needs_pause and kinds([whole], after) == ["split"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kvm_backend.kvm import Kvm
-from kvm_backend.sweep import PAGE, SweepHarness
+from kvm_backend.testing.sweep import PAGE, SweepHarness
 
 UPDATES = 500
 VCPUS = 4

@@ -10,12 +10,12 @@ import random
 import pytest
 
 from kvm_backend.errors import CommitError, MemslotError
-from kvm_backend.fault_injection import FailingBackend
 from kvm_backend.kvm import Kvm, Vm
-from kvm_backend.kvm_listener import KvmMemoryListener
 from kvm_backend.memslot import Memslot
-from kvm_backend.reshape import Reshaper
-from kvm_backend.sweep import PAGE, SweepHarness
+from kvm_backend.testing.fault_injection import FaultInjector
+from kvm_backend.testing.sweep import PAGE, SweepHarness
+from listeners.kvm_listener import KvmMemoryListener
+from listeners.testing.reshape import Reshaper
 
 
 def kernel_occupancy_matches(vm: Vm, table: dict[int, Memslot], lo: int, hi: int) -> bool:
@@ -55,7 +55,7 @@ def test_failure_at_sampled_positions_rolls_back_on_real_kvm(kvm: Kvm) -> None:
     h = SweepHarness(kvm, 2, direct=False)
     try:
         shaper = Reshaper(h, seed=2)
-        backend = FailingBackend(h.vm)
+        backend = FaultInjector(h.vm)
         kl = KvmMemoryListener(backend, shaper.space, vcpus=h.runner, mode="auto")
         h.start()
         lo, hi = 0, h.base + (h.pages + 200) * PAGE

@@ -13,7 +13,7 @@ import pytest
 from kvm_backend.exits import MmioExit
 from kvm_backend.kvm import Kvm
 from kvm_backend.runner import KICK_SIGNAL, VcpuThread
-from kvm_backend.sweep import PAGE, SweepHarness
+from kvm_backend.testing.sweep import PAGE, SweepHarness
 
 CYCLES = 100
 

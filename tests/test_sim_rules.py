@@ -9,6 +9,7 @@ import pytest
 from kvm_backend.errors import MemslotError
 from kvm_backend.memslot import slot_number
 from kvm_backend.sim import SimKvm, SimVm
+from kvm_backend.testing.fault_injection import FaultInjector
 
 HVA = 0x7F0000000000
 MB = 1 << 20
@@ -86,20 +87,23 @@ def test_hva_past_the_user_range_is_einval(vm: SimVm) -> None:
 
 
 def test_injected_failure_hits_the_kth_ioctl_and_changes_nothing(vm: SimVm) -> None:
-    vm.inject_failure(1, errno.ENOMEM)
-    vm.set_user_memory_region(1, 0, 0x400000, 4096, HVA)
+    fi = FaultInjector(vm)
+    fi.inject_failure(1, errno.ENOMEM)
+    fi.set_user_memory_region(1, 0, 0x400000, 4096, HVA)
     before = vm.slots()
-    assert err_of(vm, 2, 0, 0x500000, 4096, HVA) == errno.ENOMEM
-    assert vm.slots() == before
-    assert err_of(vm, 2, 0, 0x500000, 4096, HVA) == 0
+    with pytest.raises(MemslotError) as ei:
+        fi.set_user_memory_region(2, 0, 0x500000, 4096, HVA)
+    assert ei.value.errno == errno.ENOMEM and vm.slots() == before
+    fi.set_user_memory_region(2, 0, 0x500000, 4096, HVA)
+    assert fi.timeline is vm.timeline and len(vm.slots()) == len(before) + 1
 
 
 def test_timeline_reports_the_hole_of_a_delete_then_create(vm: SimVm) -> None:
-    t0 = vm.now
+    t0 = vm.timeline.now
     vm.set_user_memory_region(0, 0, 0, 0, 0)
     vm.set_user_memory_region(0, 0, 0x100000, MB // 2, HVA)
     vm.set_user_memory_region(1, 0, 0x180000, MB // 2, HVA + MB // 2)
-    holes = vm.holes(t0)
+    holes = vm.timeline.holes(t0)
     assert [(h.gpa, h.size, h.steps, h.same_mapping) for h in holes] == [
         (0x100000, MB // 2, 1, True),
         (0x180000, MB // 2, 2, True),
@@ -107,9 +111,9 @@ def test_timeline_reports_the_hole_of_a_delete_then_create(vm: SimVm) -> None:
 
 
 def test_timeline_sees_no_hole_for_grow_by_adjacent_slot(vm: SimVm) -> None:
-    t0 = vm.now
+    t0 = vm.timeline.now
     vm.set_user_memory_region(1, 0, 0x200000, MB, HVA + MB)
-    assert vm.holes(t0) == []
+    assert vm.timeline.holes(t0) == []
 
 
 def test_dirty_bits_are_kept_per_slot_and_lost_on_delete(vm: SimVm) -> None:

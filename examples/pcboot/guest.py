@@ -2,7 +2,7 @@
 
 ``BOOT`` is the ``.text`` of ``boot.S`` beside this file (``as --64`` then
 ``objcopy -O binary -j .text``; ``tests/test_pcboot_example.py`` re-checks it).
-The workers run ``kvm_backend.guest_code.SWEEP`` from 0xc0000, inside the PAM
+The workers run ``kvm_backend.testing.guest_code.SWEEP`` from 0xc0000, inside the PAM
 range being reshaped.
 """
 

@@ -23,14 +23,14 @@ import attrs
 from examples.pcboot.guest import BOOT
 from flatview import AccessError, MmioOps
 from flatview.pc import PcBoard
-from kvm_backend import guest
-from kvm_backend import guest_code as gc
 from kvm_backend.exits import IoExit, MmioExit, StopExit
 from kvm_backend.kvm import Kvm, Vcpu
-from kvm_backend.kvm_listener import KvmMemoryListener, Mode
 from kvm_backend.runner import VcpuRunner, VcpuThread
 from kvm_backend.sim import SimVm
-from kvm_backend.trace import summary_line, trace_line
+from kvm_backend.testing import guest
+from kvm_backend.testing import guest_code as gc
+from listeners.kvm_listener import KvmMemoryListener, Mode
+from listeners.report import trace_line
 
 MiB = 1 << 20
 HOTPLUG_GPA = 0x40000000
@@ -163,7 +163,7 @@ class PcVmm:
             self.report.pauses += rep.paused
             if self.log:
                 print(
-                    f"commit {self.report.commits}: {summary_line(rep.plan, rep.paused)}",
+                    f"commit {self.report.commits}: {rep.line()}",
                     file=self.log,
                 )
                 for op in rep.plan.ops:

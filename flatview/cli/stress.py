@@ -6,8 +6,8 @@ from typing import Any
 
 from flatview.errors import InputError
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
-from kvm_backend.kvm_listener import Mode
-from kvm_backend.reshape import run_reshape
+from listeners.kvm_listener import Mode
+from listeners.testing.reshape import run_reshape
 
 
 def _pct(values: list[float], p: float) -> float:

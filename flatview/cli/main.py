@@ -45,10 +45,10 @@ def _fmt_range(prefix: str, r: Any, c: dict[str, str]) -> str:
 
 # -- commands ------------------------------------------------------------------------------
 def cmd_show(args: argparse.Namespace) -> int:
-    from flatview.dump import load_dump, looks_like_dump
-    from flatview.mtree import flat_json, format_flat, format_tree
-    from flatview.replay import range_json
-    from flatview.scenario import Scenario
+    from flatview.cli.dump import load_dump, looks_like_dump
+    from flatview.cli.mtree import flat_json, format_flat, format_tree
+    from flatview.cli.replay import range_json
+    from flatview.cli.scenario import Scenario
 
     if looks_like_dump(args.file):
         ranges = load_dump(args.file, args.address_space)
@@ -87,9 +87,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _print_facts(facts: dict[str, Any]) -> None:
-    from kvm_backend.planner import SlotOp
-    from kvm_backend.slot_layout import SlotMapping
-    from kvm_backend.trace import trace_line
+    from listeners.planner import SlotOp
+    from listeners.report import trace_line
+    from listeners.slot_layout import SlotMapping
 
     for c in facts["classes"]:
         print(f"change: {c['kind']} {c['gpa']:#x}+{c['size']:#x}")
@@ -109,7 +109,7 @@ def _print_facts(facts: dict[str, Any]) -> None:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from flatview.replay import Ref, diff_refs, range_diff, range_json
+    from flatview.cli.replay import Ref, diff_refs, range_diff, range_json
 
     a, b = Ref.parse(args.a), Ref.parse(args.b)
     pair = diff_refs(a, b, args.address_space)
@@ -150,7 +150,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from flatview.replay import replay
+    from flatview.cli.replay import replay
 
     result = replay(args.files, args.backend, args.mode, args.address_space)
     if args.json:
@@ -174,8 +174,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from flatview.replay import Ref, diff_refs, range_diff, state_ranges
-    from flatview.svgmap import render_html, render_svg
+    from flatview.cli.replay import Ref, diff_refs, range_diff, state_ranges
+    from flatview.cli.svgmap import render_html, render_svg
 
     if not args.svg and not args.html:
         raise FlatviewError("map: give --svg OUT or --html OUT")
@@ -212,7 +212,7 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 
 def cmd_stress(args: argparse.Namespace) -> int:
-    from flatview.stress import stress
+    from flatview.cli.stress import stress
 
     result = stress(args.vcpus, args.transactions, args.mode, args.seed)
     if args.json:
@@ -228,7 +228,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from flatview import demo
+    from flatview.cli import demo
 
     return demo.main(race=args.race)
 

@@ -1,18 +1,21 @@
-"""A memslot backend wrapper that fails chosen calls (for rollback tests on real KVM).
+"""Fault injection: a wrapper around any memslot backend that fails chosen calls.
 
 The failing call is not issued: the kernel's table stays as it was, exactly as
-after a refused ioctl.
+after a refused ioctl.  Calls are counted across ``set_user_memory_region`` and,
+if asked, ``get_dirty_log``.
 """
 
 from __future__ import annotations
 
 import errno as _errno
 
+from kvm_backend.backend import MemslotBackend
 from kvm_backend.errors import MemslotError
-from kvm_backend.memslot import Memslot, MemslotBackend
+from kvm_backend.memslot import Memslot
+from kvm_backend.timeline import Timeline
 
 
-class FailingBackend:
+class FaultInjector:
     def __init__(self, backend: MemslotBackend) -> None:
         self.backend = backend
         self.calls = 0
@@ -33,6 +36,10 @@ class FailingBackend:
     @property
     def readonly_mem(self) -> bool:
         return self.backend.readonly_mem
+
+    @property
+    def timeline(self) -> Timeline | None:
+        return self.backend.timeline
 
     def slots(self) -> dict[int, Memslot]:
         return self.backend.slots()

@@ -13,6 +13,26 @@ A pure function (no I/O) so it can be tested without KVM.  Rules:
   future commit may change the mapping) within the slot budget;
 * an op is *protected* when it unmaps or maps a byte that is mapped both before
   and after the commit: those ops need the vCPUs paused (or optimistic repair).
+
+Op order, and why it is the atomicity guarantee:
+
+1. flags-only ops first: they change no mapping (a dirty-log toggle) and never
+   overlap another op's range, so they are safe anywhere; done first, a logging
+   slot's bitmap is harvested before anything else touches it;
+2. unprotected deletes: bytes that are unmapped after the commit anyway — the
+   guest may see them vanish at any point;
+3. protected deletes, then protected moves, then protected creates: the only
+   window in which bytes that stay mapped are missing.  Kept contiguous, so the
+   caller pauses the vCPUs (or opens the optimistic repair window) exactly once,
+   around this run and nothing else; deletes come before creates because KVM
+   refuses overlapping slots (EEXIST), and moves before creates because a move's
+   destination is free only once the deletes ran;
+4. unprotected moves and creates last: bytes that were unmapped before — the
+   guest cannot have relied on them, and creating them after everything else
+   means no slot ever overlaps another while the vCPUs run.
+
+Reporting (change classes, what QEMU's listener would have done, trace lines) is
+not the planner's business: :mod:`listeners.report` computes it when asked.
 """
 
 from __future__ import annotations
@@ -26,10 +46,9 @@ import attrs
 
 from flatview.errors import FlatviewError
 from kvm_backend.abi import KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY
-from kvm_backend.slot_layout import PAGE, SlotMapping
+from listeners.slot_layout import PAGE, SlotMapping
 
 OpKind = Literal["create", "delete", "flags", "move"]
-ClassKind = Literal["grow", "shrink", "split", "merge", "move", "flags", "add", "remove", "remap"]
 
 
 class PlanError(FlatviewError):
@@ -69,13 +88,6 @@ class SlotOp:
 
 
 @attrs.frozen(slots=True)
-class ChangeClass:
-    kind: ClassKind
-    gpa: int
-    size: int
-
-
-@attrs.frozen(slots=True)
 class PlanCaps:
     """What the planner may use: the kernel's slot limit, an optional maximum slot
     size (bigger ranges are split), and the budget of slots that boundary cuts may
@@ -94,11 +106,6 @@ class Plan:
     """Bytes mapped before and after, differently, that pass through a hole."""
     unchanged_bytes_unmapped: int
     """Bytes mapped identically before and after that sit in a deleted slot."""
-    classes: tuple[ChangeClass, ...] = ()
-    qemu_ioctls: int = 0
-    """ioctls QEMU's listener (one slot per flat range, exact-match deletes) would issue."""
-    qemu_unmapped_bytes: int = 0
-    """Bytes QEMU's listener would unmap although they are mapped after the commit."""
 
     @property
     def ioctls(self) -> int:
@@ -112,7 +119,7 @@ class Plan:
         return sum(1 for op in self.ops if op.op == kind)
 
 
-class _Index:
+class MappingIndex:
     """Mappings sorted by gpa with an overlap query."""
 
     def __init__(self, items: Sequence[SlotMapping]) -> None:
@@ -133,7 +140,7 @@ class _Index:
         return out
 
 
-def _overlap(a_lo: int, a_hi: int, b_lo: int, b_hi: int) -> int:
+def overlap(a_lo: int, a_hi: int, b_lo: int, b_hi: int) -> int:
     return max(0, min(a_hi, b_hi) - max(a_lo, b_lo))
 
 
@@ -192,124 +199,28 @@ def _cut(
     return out
 
 
-def _exact(m: SlotMapping) -> tuple[int, int, int, int, int]:
+def exact_key(m: SlotMapping) -> tuple[int, int, int, int, int]:
     return (m.gpa, m.size, m.hva, m.block, m.flags & KVM_MEM_READONLY)
 
 
-def qemu_figures(
-    previous: Sequence[SlotMapping], desired: Sequence[SlotMapping]
-) -> tuple[int, int]:
-    """(ioctls, bytes unmapped though mapped after) of QEMU's one-slot-per-range listener."""
-    prev = {_exact(m): m for m in previous}
-    new = {_exact(m): m for m in desired}
-    idx = _Index(desired)
-    ioctls = 0
-    unmapped = 0
-    for key, m in prev.items():
-        if key not in new:
-            ioctls += 1
-            unmapped += sum(
-                _overlap(m.gpa, m.end, d.gpa, d.end) for d in idx.overlapping(m.gpa, m.end)
-            )
-        elif new[key].logging != m.logging:
-            ioctls += 1
-    ioctls += sum(1 for key in new if key not in prev)
-    return ioctls, unmapped
-
-
-def classify(
-    previous: Sequence[SlotMapping], desired: Sequence[SlotMapping]
-) -> tuple[ChangeClass, ...]:
-    """Name each connected change between two layouts."""
-    prev = {_exact(m): m for m in previous}
-    new = {_exact(m): m for m in desired}
-    out: list[ChangeClass] = []
-    for key, m in prev.items():
-        if key in new and new[key].flags != m.flags:
-            out.append(ChangeClass("flags", m.gpa, m.size))
-    removed = [m for k, m in prev.items() if k not in new]
-    added = [m for k, m in new.items() if k not in prev]
-    # same range and bytes, only READONLY toggled: a flags change too
-    by_range = {(m.gpa, m.size, m.block, m.delta): m for m in added}
-    twins = set()
-    kept_removed = []
-    for m in removed:
-        twin = by_range.get((m.gpa, m.size, m.block, m.delta))
-        if twin is not None and id(twin) not in twins:
-            out.append(ChangeClass("flags", m.gpa, m.size))
-            twins.add(id(twin))
-        else:
-            kept_removed.append(m)
-    removed = kept_removed
-    added = [a for a in added if id(a) not in twins]
-    want = _Index(desired)
-    by_bytes: dict[tuple[int, int, int], list[SlotMapping]] = {}
-    for ad in added:
-        by_bytes.setdefault((ad.size, ad.hva, ad.block), []).append(ad)
-    for m in list(removed):  # moves: same bytes and size, elsewhere, old place gone
-        candidates = by_bytes.get((m.size, m.hva, m.block), [])
-        mv = next((c for c in candidates if c.gpa != m.gpa and c in added), None)
-        if mv is not None and not want.overlapping(m.gpa, m.end):
-            out.append(ChangeClass("move", mv.gpa, mv.size))
-            removed.remove(m)
-            added.remove(mv)
-    # connected components by gpa overlap
-    items = sorted([(m.gpa, m.end, 0, m) for m in removed] + [(m.gpa, m.end, 1, m) for m in added])
-    comps: list[list[tuple[int, int, int, SlotMapping]]] = []
-    hi = -1
-    for it in items:
-        if comps and it[0] < hi:
-            comps[-1].append(it)
-            hi = max(hi, it[1])
-        else:
-            comps.append([it])
-            hi = it[1]
-    for comp in comps:
-        olds = [m for _, _, side, m in comp if side == 0]
-        news = [m for _, _, side, m in comp if side == 1]
-        lo = min(m.gpa for _, _, _, m in comp)
-        end = max(m.end for _, _, _, m in comp)
-        kind: ClassKind
-        if not olds:
-            kind = "add"
-        elif not news:
-            kind = "remove"
-        elif len(olds) == 1 and len(news) == 1 and olds[0].same_bytes(news[0]):
-            o, n = olds[0], news[0]
-            if n.gpa <= o.gpa and n.end >= o.end:
-                kind = "grow"
-            elif n.gpa >= o.gpa and n.end <= o.end:
-                kind = "shrink"
-            else:
-                kind = "remap"
-        elif len(olds) == 1 and all(olds[0].gpa <= n.gpa and n.end <= olds[0].end for n in news):
-            kind = "split"
-        elif len(news) == 1 and all(news[0].gpa <= o.gpa and o.end <= news[0].end for o in olds):
-            kind = "merge"
-        else:
-            kind = "remap"
-        out.append(ChangeClass(kind, lo, end - lo))
-    return tuple(sorted(out, key=lambda c: (c.gpa, c.kind)))
-
-
 def _triage(
-    old: Sequence[Slot], want: _Index, desired: Sequence[SlotMapping], qemu_like: bool
+    old: Sequence[Slot], want: MappingIndex, desired: Sequence[SlotMapping], qemu_like: bool
 ) -> tuple[list[Slot], list[SlotOp], list[Slot]]:
     """Split the old slots into kept (with flags-only ops for dirty-log changes) and
     deleted: a slot is kept when every byte stays mapped the same way."""
     kept: list[Slot] = []
     flag_ops: list[SlotOp] = []
     deleted: list[Slot] = []
-    exact_new = {_exact(m): m for m in desired} if qemu_like else {}
+    exact_new = {exact_key(m): m for m in desired} if qemu_like else {}
     for s in old:
         m = s.mapping
         if qemu_like:
-            match = exact_new.get(_exact(m))
+            match = exact_new.get(exact_key(m))
             keep = match is not None
             new_flags = match.flags if match is not None else m.flags
         else:
             cover = want.overlapping(m.gpa, m.end)
-            covered = sum(_overlap(m.gpa, m.end, d.gpa, d.end) for d in cover)
+            covered = sum(overlap(m.gpa, m.end, d.gpa, d.end) for d in cover)
             keep = (
                 covered == m.size
                 and all(d.same_bytes(m) for d in cover)
@@ -328,7 +239,7 @@ def _triage(
 
 
 def _match_moves(
-    deleted: list[Slot], pieces: list[SlotMapping], want: _Index
+    deleted: list[Slot], pieces: list[SlotMapping], want: MappingIndex
 ) -> tuple[list[tuple[Slot, SlotMapping]], list[SlotMapping]]:
     """Deleted slots whose old range is gone and whose (size, hva, flags, block)
     reappear as a whole new piece become MOVEs; returns them and the other pieces."""
@@ -343,7 +254,7 @@ def _match_moves(
             if i in taken or (r.size, r.hva, r.flags, r.block) != key:
                 continue
             if any(
-                o.slot != s.slot and _overlap(r.gpa, r.end, o.mapping.gpa, o.mapping.end)
+                o.slot != s.slot and overlap(r.gpa, r.end, o.mapping.gpa, o.mapping.end)
                 for o in deleted
             ):
                 continue  # its destination is still occupied when the move runs
@@ -357,20 +268,18 @@ def plan(
     old: Sequence[Slot],
     desired: Sequence[SlotMapping],
     *,
-    previous: Sequence[SlotMapping] | None = None,
     caps: PlanCaps | None = None,
     boundaries: Collection[int] = (),
     qemu_like: bool = False,
 ) -> Plan:
     """Plan the ioctls that turn the slot table ``old`` into one mapping ``desired``.
 
-    ``previous``: the mappings of the last committed view (for the QEMU comparison
-    and the change classes; defaults to the old slots).  ``boundaries``: where the
-    region tree may cut a mapping later.  ``qemu_like``: plan as QEMU's listener does
-    (one slot per flat range, delete every slot whose range changed), for comparison.
+    ``boundaries``: where the region tree may cut a mapping later.  ``qemu_like``:
+    plan as QEMU's listener does (one slot per flat range, delete every slot whose
+    range changed), for comparison.
     """
     caps = caps or PlanCaps()
-    want = _Index(desired)
+    want = MappingIndex(desired)
     old_sorted = sorted(old, key=lambda s: s.mapping.gpa)
     kept, flag_ops, deleted = _triage(old_sorted, want, desired, qemu_like)
 
@@ -396,7 +305,7 @@ def plan(
     create_slots = [Slot(next(free), c) for c in creates]
 
     # protection and the hole figures: bytes mapped both before and after
-    old_ranges = _Index([s.mapping for s in old_sorted])
+    old_ranges = MappingIndex([s.mapping for s in old_sorted])
     remapped = unchanged = 0
     del_ops: list[SlotOp] = []
     for s in deleted:
@@ -405,7 +314,7 @@ def plan(
         m = s.mapping
         after = want.overlapping(m.gpa, m.end)
         for d in after:
-            n = _overlap(m.gpa, m.end, d.gpa, d.end)
+            n = overlap(m.gpa, m.end, d.gpa, d.end)
             if d.same_bytes(m):
                 unchanged += n
             else:
@@ -435,6 +344,8 @@ def plan(
     def only(ops: list[SlotOp], protected: bool) -> list[SlotOp]:
         return [o for o in ops if o.protected == protected]
 
+    # The order is the atomicity guarantee (see the module docstring, "Op order").
+
     ops = (
         flag_ops
         + only(del_ops, False)
@@ -447,14 +358,9 @@ def plan(
     after_slots = sorted(
         kept + [Slot(s.slot, r) for s, r in moves] + create_slots, key=lambda s: s.mapping.gpa
     )
-    prev = list(previous) if previous is not None else [s.mapping for s in old_sorted]
-    q_ioctls, q_unmapped = qemu_figures(prev, desired)
     return Plan(
         ops=tuple(ops),
         slots_after=tuple(after_slots),
         remapped_bytes=remapped,
         unchanged_bytes_unmapped=unchanged,
-        classes=classify(prev, desired),
-        qemu_ioctls=q_ioctls,
-        qemu_unmapped_bytes=q_unmapped,
     )

@@ -1,7 +1,13 @@
-"""The KVM memory listener: queue a transaction's callbacks, plan at commit, apply.
+"""The KVM memory listener: queue what a transaction tells it, plan at commit, apply.
 
-During a transaction it only queues what it is told.  At commit it hands its slot
-table and the new view to :func:`~kvm_backend.planner.plan` and executes the plan:
+It works only from what it is told.  During a transaction it queues each callback
+with its section (del / add / resize / nop / log_start / log_stop, with masks);
+at commit it applies that batch to its own copy of the view (the slot mapping of
+every range it was told about), hands its slot table and that layout to the pure
+:func:`~listeners.planner.plan`, and executes the plan.  It never reads the
+address space's FlatView and never walks the region tree: where the layout needs
+the tree's future cut points, it asks the address space for its cached
+placements (:meth:`AddressSpace.placements`).
 
 * ``auto`` (default): vCPUs are paused for exactly the protected ioctls (those
   unmapping or mapping bytes that are mapped both before and after), and only if
@@ -13,9 +19,16 @@ table and the new view to :func:`~kvm_backend.planner.plan` and executes the pla
 
 Dirty bits of a logging slot are harvested right before the ioctl that would free
 them, into a per-block :class:`DirtyLog`, so re-slotting never loses them (exact
-while paused; otherwise every page of that slot is also marked dirty).  If any
+while paused; otherwise every page of that slot is also marked dirty).
+
+Invariant, on every path: :attr:`slots` is exactly the kernel's slot table for
+this listener (it records each ioctl that succeeded, rollbacks included).  If an
 ioctl fails, the ones already done are undone in reverse and :class:`CommitError`
-is raised: the slot table is back to the last committed layout.
+is raised (``rolled_back`` says whether the undo succeeded); the listener is then
+out of sync, and its next commit — even one whose callbacks are all nops —
+plans from the exact table to the view it was told about.  Unregistering
+(``close``, ``remove_listener``, ``AddressSpace.destroy``) tells it every range
+is gone, so it deletes every slot it made.
 """
 
 from __future__ import annotations
@@ -26,18 +39,33 @@ from typing import Literal
 import attrs
 
 from flatview.address_space import AddressSpace
+from flatview.listener import MemoryListener
 from flatview.section import MemoryRegionSection
-from kvm_backend.commit_window import CommitWindow
-from kvm_backend.dirty import DirtyLog
+from kvm_backend.backend import MemslotBackend
 from kvm_backend.errors import CommitError, KvmError
-from kvm_backend.memslot import MemslotBackend, slot_number
-from kvm_backend.planner import Plan, PlanCaps, Slot, SlotOp, plan
-from kvm_backend.slot_layout import SlotMapping, desired_mappings, tree_boundaries
+from kvm_backend.memslot import slot_number
 from kvm_backend.vcpu_control import VcpuControl
-from listeners.protocol import MemoryListener
+from listeners.commit_window import CommitWindow
+from listeners.dirty import DirtyLog
+from listeners.planner import Plan, PlanCaps, Slot, SlotOp, plan
+from listeners.report import Batch, Summary, summarize, summary_line
+from listeners.slot_layout import SlotMapping, cut_points, slot_mapping
 
 Mode = Literal["auto", "optimistic", "quiesce", "naive"]
 MODES: tuple[Mode, ...] = ("auto", "optimistic", "quiesce", "naive")
+
+CallbackKind = Literal["del", "add", "resize", "nop", "log_start", "log_stop"]
+
+
+@attrs.frozen(slots=True)
+class Queued:
+    """One callback as received: ``old`` is the old section of a resize."""
+
+    kind: CallbackKind
+    section: MemoryRegionSection
+    old: MemoryRegionSection | None = None
+    old_mask: int = 0
+    new_mask: int = 0
 
 
 @attrs.frozen
@@ -53,6 +81,16 @@ class CommitReport:
     callbacks: tuple[str, ...]
     ioctl_ns: int = 0
     """Time spent inside memslot ioctls (and dirty-log harvests)."""
+    batch: Batch = attrs.field(factory=Batch)
+    """The slot-level change the commit's callbacks asked for."""
+
+    def summary(self) -> Summary:
+        """Change classes and QEMU's figures for this commit (computed on demand)."""
+        return summarize(self.batch)
+
+    def line(self) -> str:
+        """One line for people: classes, ioctls, bytes, pause, QEMU's figures."""
+        return summary_line(self.plan, self.summary(), self.paused)
 
 
 class KvmMemoryListener(MemoryListener):
@@ -87,59 +125,68 @@ class KvmMemoryListener(MemoryListener):
         self.caps = PlanCaps(vm.nr_memslots, max_slot_size, slot_budget)
         self.dirty = DirtyLog()
         self.window = CommitWindow(address_space) if mode == "optimistic" else None
-        if vcpus is not None:
-            vcpus.set_commit_window(self.window)
         self.reports: list[CommitReport] = []
         self._slots: dict[int, Slot] = {}
-        self._previous: list[SlotMapping] = []
-        self._queue: list[str] = []
-        self._detaching = False
-        self._bounds: tuple[int, frozenset[int]] | None = None
+        self._told: dict[int, SlotMapping] = {}
+        """The view as told: section start -> the slot mapping it asks for."""
+        self._queue: list[Queued] = []
+        self._in_sync = True
+        self._cuts: tuple[object, frozenset[int]] | None = None
         self._ioctl_ns = 0
-        address_space.add_listener(self)
+        address_space.add_listener(self)  # unregisters us again if the replay fails
+        if vcpus is not None:
+            vcpus.set_commit_window(self.window)
 
     # -- state ---------------------------------------------------------------------
     @property
     def slots(self) -> tuple[Slot, ...]:
-        """The slot table as last committed, in gpa order."""
+        """The kernel's slot table for this listener, in gpa order."""
         return tuple(sorted(self._slots.values(), key=lambda s: s.mapping.gpa))
+
+    @property
+    def in_sync(self) -> bool:
+        """False after a failed commit, until a later commit reconciled the table."""
+        return self._in_sync
 
     @property
     def last_report(self) -> CommitReport | None:
         return self.reports[-1] if self.reports else None
 
     def close(self) -> None:
-        """Unregister: every slot of this listener is deleted."""
-        self._detaching = True
-        try:
+        """Unregister and delete every slot of this listener.  Call again after a
+        :class:`CommitError` to retry the deletes that failed."""
+        if self in self.space.listeners:
             self.space.remove_listener(self)
-        finally:
-            self._detaching = False
+        else:
+            self._told.clear()
+            self.apply()
+        if self.vcpus is not None and self.window is not None:
+            self.vcpus.set_commit_window(None)
 
     # -- queued callbacks -------------------------------------------------------------
     def begin(self) -> None:
         self._queue.clear()
 
     def region_add(self, section: MemoryRegionSection) -> None:
-        self._queue.append("add")
+        self._queue.append(Queued("add", section))
 
     def region_del(self, section: MemoryRegionSection) -> None:
-        self._queue.append("del")
+        self._queue.append(Queued("del", section))
 
     def region_nop(self, section: MemoryRegionSection) -> None:
-        self._queue.append("nop")
+        self._queue.append(Queued("nop", section))
 
     def region_resize(self, old: MemoryRegionSection, new: MemoryRegionSection) -> None:
-        self._queue.append("resize")
+        self._queue.append(Queued("resize", new, old))
 
     def log_start(self, section: MemoryRegionSection, old_mask: int, new_mask: int) -> None:
-        self._queue.append("log_start")
+        self._queue.append(Queued("log_start", section, None, old_mask, new_mask))
 
     def log_stop(self, section: MemoryRegionSection, old_mask: int, new_mask: int) -> None:
-        self._queue.append("log_stop")
+        self._queue.append(Queued("log_stop", section, None, old_mask, new_mask))
 
     def log_sync(self, section: MemoryRegionSection) -> None:
-        for s in self._slots.values():
+        for s in list(self._slots.values()):
             m = s.mapping
             if m.logging and m.gpa < section.end and section.addr < m.end:
                 self._harvest(s.slot, m)
@@ -147,47 +194,88 @@ class KvmMemoryListener(MemoryListener):
     def commit(self) -> None:
         queued = tuple(self._queue)
         self._queue.clear()
-        if not self._detaching and all(q == "nop" for q in queued):
+        batch = self._take(queued)
+        if self._in_sync and all(q.kind == "nop" for q in queued):
             return
-        self.apply(queued)
+        self.apply(tuple(q.kind for q in queued), batch)
+
+    def _mapping(self, section: MemoryRegionSection) -> SlotMapping | None:
+        return slot_mapping(
+            section.range, readonly_mem=self.vm.readonly_mem, qemu_compat=self.qemu_compat
+        )
+
+    def _take(self, queued: tuple[Queued, ...]) -> Batch:
+        """Apply the queued callbacks to the view as told; the slot-level change."""
+        told = self._told
+        removed: list[SlotMapping] = []
+        added: list[SlotMapping] = []
+        relogged: list[tuple[SlotMapping, SlotMapping]] = []
+        for q in queued:
+            if q.kind in ("del", "resize"):
+                gone = told.pop((q.old or q.section).addr, None)
+                if gone is not None:
+                    removed.append(gone)
+            if q.kind in ("add", "resize"):
+                m = self._mapping(q.section)
+                if m is not None:
+                    told[q.section.addr] = m
+                    added.append(m)
+            elif q.kind != "del":  # nop, log_start, log_stop: the mask may have changed
+                before = told.get(q.section.addr)
+                m = self._mapping(q.section)
+                if m is None:
+                    told.pop(q.section.addr, None)
+                else:
+                    told[q.section.addr] = m
+                if before is not None and m is not None and before.flags != m.flags:
+                    relogged.append((before, m))
+        return Batch.of(removed, added, relogged)
 
     # -- planning and execution -----------------------------------------------------------
     def desired(self) -> list[SlotMapping]:
-        if self._detaching:
-            return []
-        return desired_mappings(
-            self.space.flatview, readonly_mem=self.vm.readonly_mem, qemu_compat=self.qemu_compat
-        )
+        """The layout of the view as told, in gpa order."""
+        return [self._told[a] for a in sorted(self._told)]
 
     def plan_now(self, desired: list[SlotMapping] | None = None) -> Plan:
-        """The plan the next commit would execute for the current view (no I/O)."""
-        bounds = self._boundaries() if self.tree_aware and not self._detaching else frozenset()
+        """The plan a commit would execute now for the view as told (no I/O)."""
+        want = self.desired() if desired is None else desired
         return plan(
             list(self._slots.values()),
-            self.desired() if desired is None else desired,
-            previous=self._previous,
+            want,
             caps=self.caps,
-            boundaries=bounds,
+            boundaries=self._cut_points() if self.tree_aware and want else frozenset(),
             qemu_like=self.qemu_like,
         )
 
-    def _boundaries(self) -> frozenset[int]:
-        """The tree's boundaries, recomputed only when the structure changed."""
-        gen = self.space.system.structure_generation
-        if self._bounds is None or self._bounds[0] != gen:
-            self._bounds = (gen, tree_boundaries(self.space.root))
-        return self._bounds[1]
+    def _cut_points(self) -> frozenset[int]:
+        """Where the tree may cut a mapping later: from the space's cached placements,
+        recomputed only when those change."""
+        placed = self.space.placements()
+        if self._cuts is None or self._cuts[0] is not placed:
+            self._cuts = (placed, cut_points(placed))
+        return self._cuts[1]
 
-    def apply(self, callbacks: tuple[str, ...] = ()) -> CommitReport:
+    def apply(self, callbacks: tuple[str, ...] = (), batch: Batch | None = None) -> CommitReport:
+        """Plan from the kernel's table to the view as told and execute the plan.
+
+        On failure the table records what the kernel holds (see the module's
+        invariant), the listener is out of sync, and :class:`CommitError` is raised.
+        """
         t0 = time.perf_counter_ns()
         self._ioctl_ns = 0
-        desired = self.desired()
-        p = self.plan_now(desired)
+        self._in_sync = False
+        p = self.plan_now()
         paused_ns = self._execute(p)
-        self._slots = {s.slot: s for s in p.slots_after}
-        self._previous = desired
+        assert self._slots == {s.slot: s for s in p.slots_after}
+        self._in_sync = True
         report = CommitReport(
-            p, paused_ns > 0, paused_ns, time.perf_counter_ns() - t0, callbacks, self._ioctl_ns
+            p,
+            paused_ns > 0,
+            paused_ns,
+            time.perf_counter_ns() - t0,
+            callbacks,
+            self._ioctl_ns,
+            batch if batch is not None else Batch(),
         )
         self.reports.append(report)
         return report
@@ -204,12 +292,23 @@ class KvmMemoryListener(MemoryListener):
         self._ioctl_ns += time.perf_counter_ns() - t0
         self.dirty.merge_bitmap(mapping, bitmap)
 
-    def _ioctl(self, slot: int, flags: int, gpa: int, size: int, hva: int) -> None:
+    def _ioctl(self, slot: int, m: SlotMapping, *, delete: bool = False) -> None:
+        """One KVM_SET_USER_MEMORY_REGION; on success the table records it."""
         t0 = time.perf_counter_ns()
         try:
-            self.vm.set_user_memory_region(slot_number(self.as_id, slot), flags, gpa, size, hva)
+            self.vm.set_user_memory_region(
+                slot_number(self.as_id, slot),
+                0 if delete else m.flags,
+                m.gpa,
+                0 if delete else m.size,
+                m.hva,
+            )
         finally:
             self._ioctl_ns += time.perf_counter_ns() - t0
+        if delete:
+            del self._slots[slot]
+        else:
+            self._slots[slot] = Slot(slot, m)
 
     def _execute(self, p: Plan) -> int:
         """Run the plan; returns the ns vCPUs were paused.  Rolls back on failure."""
@@ -274,7 +373,7 @@ class KvmMemoryListener(MemoryListener):
     def _run_op(self, op: SlotOp, *, exact: bool) -> None:
         if op.harvest and op.old is not None:
             self._harvest(op.slot, op.old)
-        self._ioctl(op.slot, *op.ioctl_args())
+        self._ioctl(op.slot, op.mapping, delete=op.op == "delete")
         if op.harvest and op.old is not None and not exact:
             # a write between the harvest and the ioctl cannot be told apart: report all
             self.dirty.mark_all(op.old)
@@ -283,11 +382,10 @@ class KvmMemoryListener(MemoryListener):
         for op in reversed(done):
             try:
                 if op.op == "create":
-                    self._ioctl(op.slot, 0, op.mapping.gpa, 0, op.mapping.hva)
+                    self._ioctl(op.slot, op.mapping, delete=True)
                 else:
                     assert op.old is not None
-                    o = op.old
-                    self._ioctl(op.slot, o.flags, o.gpa, o.size, o.hva)
+                    self._ioctl(op.slot, op.old)
             except KvmError as e:
                 return False, f"undoing {op.op} of slot {op.slot}: {e}"
         return True, ""

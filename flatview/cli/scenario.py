@@ -14,9 +14,9 @@ import attrs
 import yaml
 
 from flatview.address_space import AddressSpace
+from flatview.cli.numbers import parse_number
 from flatview.errors import FlatviewError, InputError, read_input
-from flatview.numbers import parse_number
-from flatview.region import DirtyLogClient, MemoryRegion, MmioOps
+from flatview.region import DirtyLogClient, MemoryRegion, MmioOps, RegionKind
 from flatview.system import MemorySystem
 
 
@@ -90,7 +90,7 @@ REGION_KEYS = {
     "unmergeable",
     "log",
 }
-KINDS = ("container", "ram", "rom", "ram_device", "rom_device", "mmio", "alias")
+KINDS = tuple(k.value for k in RegionKind)
 OPS: dict[str, tuple[set[str], set[str]]] = {
     # op -> (required keys, optional keys), "op" itself excluded
     "enable": ({"region"}, set()),

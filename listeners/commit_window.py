@@ -21,10 +21,8 @@ import threading
 import time
 
 from flatview.address_space import AddressSpace
-from flatview.region import RegionKind
 from kvm_backend.exits import MmioExit, StopExit
-
-NOT_REPAIRED = object()
+from kvm_backend.vcpu_control import NOT_REPAIRED
 
 
 class CommitWindow:
@@ -69,15 +67,13 @@ class CommitWindow:
         fr = self.address_space.flatview.lookup(exit.addr)
         if fr is None or fr.addr + fr.size < exit.addr + exit.length:
             return NOT_REPAIRED
-        mr = fr.region
-        block = mr.ram_block
-        ram_read = mr.is_ram or (mr.kind is RegionKind.ROM_DEVICE and fr.romd_mode)
-        if block is None or not ram_read:
+        block = fr.region.ram_block
+        if block is None or not fr.ram_readable:
             return NOT_REPAIRED
         offset = fr.offset_in_region + (exit.addr - fr.addr)
         self.repaired_mmio += 1
         if exit.is_write:
-            if fr.readonly or not mr.is_ram:
+            if not fr.ram_writable:
                 return NOT_REPAIRED  # a write the new layout does not accept
             block.write(offset, exit.data[: exit.length])
             return None

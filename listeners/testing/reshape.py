@@ -19,8 +19,8 @@ import attrs
 from flatview.address_space import AddressSpace
 from flatview.region import MemoryRegion
 from kvm_backend.kvm import Kvm
-from kvm_backend.kvm_listener import CommitReport, KvmMemoryListener, Mode
-from kvm_backend.sweep import PAGE, SweepHarness, SweepResult
+from kvm_backend.testing.sweep import PAGE, SweepHarness, SweepResult
+from listeners.kvm_listener import CommitReport, KvmMemoryListener, Mode
 
 KINDS = ("boundary", "shadow", "move", "log")
 

@@ -24,11 +24,11 @@ import attrs
 
 from flatview.hostmem import RamBlock
 from flatview.system import MemorySystem
-from kvm_backend import guest
-from kvm_backend import guest_code as gc
 from kvm_backend.exits import IoExit, MmioExit, StopExit
 from kvm_backend.kvm import Kvm, Vcpu
 from kvm_backend.runner import VcpuRunner, VcpuThread
+from kvm_backend.testing import guest
+from kvm_backend.testing import guest_code as gc
 
 PAGE = 4096
 MmioHook = Callable[[VcpuThread, MmioExit], "bytes | None"]

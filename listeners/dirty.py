@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from kvm_backend.slot_layout import PAGE, SlotMapping
+from listeners.slot_layout import PAGE, SlotMapping
 
 
 class DirtyLog:

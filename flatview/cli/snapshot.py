@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flatview.address_space import AddressSpace
-from flatview.dump import DumpRange
+from flatview.cli.dump import DumpRange
 from flatview.flatrange import FlatView
 from flatview.hostmem import page_align_up
 from flatview.region import MemoryRegion, MmioOps

@@ -28,6 +28,19 @@ class DumpRange:
     line: int = 0
 
     @property
+    def addr(self) -> int:
+        return self.start
+
+    def _key(self) -> tuple[int, str, int, str]:
+        return (self.start, self.region, self.offset, self.type)
+
+    def same_mapping(self, other: DumpRange) -> bool:
+        return self.size == other.size and self._key() == other._key()
+
+    def is_resize_of(self, old: DumpRange) -> bool:
+        return self.size != old.size and self._key() == old._key()
+
+    @property
     def mapped(self) -> bool:
         return self.type in ("ram", "rom", "romd", "ramd")
 

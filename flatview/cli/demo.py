@@ -20,10 +20,10 @@ from functools import partial
 
 from flatview.pc import PcBoard
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
-from kvm_backend.kvm_listener import KvmMemoryListener
 from kvm_backend.sim import SimVm
-from kvm_backend.sweep import PAGE, SweepHarness
-from kvm_backend.trace import summary_line, trace_line
+from kvm_backend.testing.sweep import PAGE, SweepHarness
+from listeners.kvm_listener import KvmMemoryListener
+from listeners.report import trace_line
 
 MiB = 1 << 20
 
@@ -47,13 +47,13 @@ def simulated_pc_boot(reason: str) -> int:
     ]
     unchanged = 0
     for label, step in steps:
-        t0 = vm.now
+        t0 = vm.timeline.now
         step()
         rep = kl.reports[-1]
-        holes = vm.holes(t0)
+        holes = vm.timeline.holes(t0)
         same = sum(h.size for h in holes if h.same_mapping)
         unchanged += same
-        print(f"== {label}\n   {summary_line(rep.plan)}")
+        print(f"== {label}\n   {rep.line()}")
         for op in rep.plan.ops:
             print("   " + trace_line(op))
         print(f"   simulated timeline: {same:#x} unchanged bytes unmapped")

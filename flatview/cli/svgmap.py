@@ -9,8 +9,8 @@ import itertools
 import math
 from collections.abc import Sequence
 
-from flatview.dump import DumpRange
-from kvm_backend.planner import Slot
+from flatview.cli.dump import DumpRange
+from listeners.planner import Slot
 
 COLOURS = {
     "ram": "#4caf50",

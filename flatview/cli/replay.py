@@ -11,15 +11,16 @@ from typing import Any
 import attrs
 
 from flatview.address_space import AddressSpace
-from flatview.dump import DumpRange, load_dump, looks_like_dump
+from flatview.cli.dump import DumpRange, load_dump, looks_like_dump
+from flatview.cli.scenario import Scenario
+from flatview.cli.snapshot import SnapshotTree, ranges_of_view
+from flatview.diff import diff_ranges
 from flatview.errors import InputError
-from flatview.scenario import Scenario
-from flatview.snapshot import SnapshotTree, ranges_of_view
+from kvm_backend.backend import MemslotBackend
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
-from kvm_backend.kvm_listener import KvmMemoryListener, Mode
-from kvm_backend.memslot import MemslotBackend
-from kvm_backend.planner import Plan, Slot
 from kvm_backend.sim import SimVm
+from listeners.kvm_listener import CommitReport, KvmMemoryListener, Mode
+from listeners.planner import Slot
 
 
 @attrs.frozen
@@ -48,10 +49,6 @@ def step_index(sc: Scenario, step: str | None) -> int:
     return 0 if step is None else sc.step_index(step) + 1
 
 
-def range_key(r: DumpRange) -> tuple[int, int, str, int, str]:
-    return (r.start, r.size, r.region, r.offset, r.type)
-
-
 def range_json(r: DumpRange) -> dict[str, Any]:
     return {
         "start": r.start,
@@ -64,28 +61,14 @@ def range_json(r: DumpRange) -> dict[str, Any]:
 
 
 def range_diff(a: Sequence[DumpRange], b: Sequence[DumpRange]) -> dict[str, Any]:
-    ka, kb = {range_key(r): r for r in a}, {range_key(r): r for r in b}
-    removed = [r for k, r in ka.items() if k not in kb]
-    added = [r for k, r in kb.items() if k not in ka]
-    resized = []
-    for r in list(removed):
-        twin = next(
-            (
-                n
-                for n in added
-                if (n.start, n.region, n.offset, n.type) == (r.start, r.region, r.offset, r.type)
-            ),
-            None,
-        )
-        if twin is not None:
-            resized.append((r, twin))
-            removed.remove(r)
-            added.remove(twin)
+    """The model's two-pass diff over dumped ranges, grouped for the CLI."""
+    d = diff_ranges(a, b)
+    resized_old = d.resized_old
     return {
-        "removed": removed,
-        "added": added,
-        "resized": resized,
-        "unchanged": sum(1 for k in ka if k in kb),
+        "removed": [r for r in d.removed if id(r) not in resized_old],
+        "added": [u.new for u in d.updates if u.kind == "add"],
+        "resized": [(u.old, u.new) for u in d.updates if u.kind == "resize"],
+        "unchanged": sum(1 for u in d.updates if u.kind == "nop"),
     }
 
 
@@ -103,12 +86,14 @@ def slot_json(s: Slot) -> dict[str, Any]:
 
 def plan_facts(
     name: str,
-    plan: Plan | None,
+    report: CommitReport | None,
     paused: bool,
     unchanged: int,
     slots: Sequence[Slot],
     as_id: int = 0,
 ) -> dict[str, Any]:
+    plan = report.plan if report is not None else None
+    summary = report.summary() if report is not None else None
     ops = plan.ops if plan is not None else ()
     return {
         "name": name,
@@ -125,14 +110,14 @@ def plan_facts(
         ],
         "classes": [
             {"kind": c.kind, "gpa": c.gpa, "size": c.size}
-            for c in (plan.classes if plan is not None else ())
+            for c in (summary.classes if summary is not None else ())
         ],
         "remapped_bytes": plan.remapped_bytes if plan is not None else 0,
         "unchanged_bytes_unmapped": unchanged,
         "paused": paused,
         "qemu_style": {
-            "ioctls": plan.qemu_ioctls if plan is not None else 0,
-            "unmapped_bytes": plan.qemu_unmapped_bytes if plan is not None else 0,
+            "ioctls": summary.qemu_ioctls if summary is not None else 0,
+            "unmapped_bytes": summary.qemu_unmapped_bytes if summary is not None else 0,
         },
         "slots_after": [slot_json(s) for s in slots],
     }
@@ -159,24 +144,23 @@ class Driver:
 
     def commit(self, name: str, change: Callable[[], None]) -> dict[str, Any]:
         before = len(self.listener.reports)
-        t0 = self.vm.now if isinstance(self.vm, SimVm) else 0
+        timeline = self.vm.timeline
+        t0 = timeline.now if timeline is not None else 0
         change()
         reports = self.listener.reports[before:]
-        plan = reports[-1].plan if reports else None
-        if plan is None:
+        report = reports[-1] if reports else None
+        if report is None:
             unchanged = 0
-        elif isinstance(self.vm, SimVm):
-            unchanged = sum(h.size for h in self.vm.holes(t0) if h.same_mapping)
+        elif timeline is not None:  # measured, where the backend keeps a history
+            unchanged = sum(h.size for h in timeline.holes(t0) if h.same_mapping)
         else:
-            unchanged = plan.unchanged_bytes_unmapped
+            unchanged = report.plan.unchanged_bytes_unmapped
         paused = any(r.paused for r in reports)
-        return plan_facts(name, plan, paused, unchanged, self.listener.slots)
+        return plan_facts(name, report, paused, unchanged, self.listener.slots)
 
     def initial_facts(self, name: str) -> dict[str, Any]:
         """The registration commit that laid out the first state."""
-        report = self.listener.last_report
-        plan = report.plan if report is not None else None
-        return plan_facts(name, plan, False, 0, self.listener.slots)
+        return plan_facts(name, self.listener.last_report, False, 0, self.listener.slots)
 
 
 @attrs.define
