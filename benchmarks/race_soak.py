@@ -16,9 +16,10 @@ import time
 from typing import Any
 
 from benchmarks.common import emit
+from flatview.hostmem import PAGE_SIZE as PAGE
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
 from kvm_backend.testing import guest_code as gc
-from kvm_backend.testing.sweep import PAGE, SweepHarness
+from kvm_backend.testing.sweep import SweepHarness
 from listeners.kvm_listener import KvmMemoryListener, Mode
 from listeners.testing.reshape import Reshaper, run_reshape
 

@@ -11,8 +11,14 @@ from functools import partial
 from typing import Any
 
 from benchmarks.common import emit, summary_us, time_ns
-from flatview import AddressSpace, MemoryRegion, MemoryRegionSection, MemorySystem, render
-from listeners import MemoryListener
+from flatview import (
+    AddressSpace,
+    MemoryListener,
+    MemoryRegion,
+    MemoryRegionSection,
+    MemorySystem,
+    render,
+)
 
 
 class _Counting(MemoryListener):

@@ -8,11 +8,10 @@ MemorySystem. Run: python -m examples.embed (needs /dev/kvm).
 from __future__ import annotations
 
 from flatview import AddressSpace, MemorySystem
-from kvm_backend.kvm import Kvm
-from kvm_backend.runner import NullHandler, VcpuRunner
+from kvm_backend import Kvm, NullHandler, VcpuRunner
 from kvm_backend.testing import guest
 from kvm_backend.testing import guest_code as gc
-from listeners.kvm_listener import KvmMemoryListener
+from listeners import KvmMemoryListener
 
 
 def main() -> None:

@@ -6,10 +6,13 @@ per :class:`AddressSpace` into an immutable :class:`FlatView`, and let listeners
 """
 
 from flatview.address_space import AddressSpace
-from flatview.diff import RangeUpdate, ViewDiff, diff_views
+from flatview.diff import RangeUpdate, ViewDiff, diff_ranges, diff_views
 from flatview.errors import AccessError, FlatviewError, RegionError, TransactionError
 from flatview.flatrange import FlatRange, FlatView
-from flatview.hostmem import PAGE_SIZE, RamBlock
+from flatview.hostmem import PAGE_SIZE, HostMemoryError, RamBlock
+from flatview.listener import MemoryListener, supports_resize
+from flatview.pc import PcBoard
+from flatview.placement import Placement
 from flatview.region import ADDR_SPACE_END, DirtyLogClient, MemoryRegion, MmioOps, RegionKind
 from flatview.render import render, resolve_root
 from flatview.section import MemoryRegionSection
@@ -24,17 +27,23 @@ __all__ = [
     "FlatRange",
     "FlatView",
     "FlatviewError",
+    "HostMemoryError",
+    "MemoryListener",
     "MemoryRegion",
     "MemoryRegionSection",
     "MemorySystem",
     "MmioOps",
+    "PcBoard",
+    "Placement",
     "RamBlock",
     "RangeUpdate",
     "RegionError",
     "RegionKind",
     "TransactionError",
     "ViewDiff",
+    "diff_ranges",
     "diff_views",
     "render",
     "resolve_root",
+    "supports_resize",
 ]

@@ -13,6 +13,7 @@ import os
 from types import TracebackType
 from typing import Any, Self
 
+from flatview.hostmem import PAGE_SIZE
 from kvm_backend import abi
 from kvm_backend.abi import ffi, libc
 from kvm_backend.errors import KvmError, KvmUnavailable, MemslotError
@@ -230,7 +231,7 @@ class Vm(_Fd):
 
     def get_dirty_log(self, slot: int) -> bytes:
         ms = self._slots.get(slot)
-        pages = (ms.size // 4096) if ms is not None else 0
+        pages = (ms.size // PAGE_SIZE) if ms is not None else 0
         nbytes = max(8, (pages + 63) // 64 * 8)
         bitmap = ffi.new("unsigned char[]", nbytes)
         log = ffi.new("struct kvm_dirty_log *")

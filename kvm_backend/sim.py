@@ -15,6 +15,7 @@ import errno as _errno
 
 from intervaltree import IntervalTree
 
+from flatview.hostmem import PAGE_SIZE as PAGE
 from kvm_backend.abi import (
     KVM_MEM_GUEST_MEMFD,
     KVM_MEM_LOG_DIRTY_PAGES,
@@ -24,7 +25,6 @@ from kvm_backend.errors import KvmError, MemslotError
 from kvm_backend.memslot import Memslot
 from kvm_backend.timeline import Timeline
 
-PAGE = 4096
 KVM_MEM_MAX_NR_PAGES = (1 << 31) - 1
 USER_END = (1 << 47) - PAGE
 """``hva + size`` may not exceed this (x86-64, 4-level paging: TASK_SIZE_MAX; measured)."""

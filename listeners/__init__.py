@@ -1,6 +1,41 @@
-"""Memory listeners: the callback protocol and generic listeners."""
+"""Listeners: the recording listener, and the KVM listener with its pure planner,
+slot layout, dirty-page carry, optimistic commit window and reports.
 
-from flatview.listener import MemoryListener, supports_resize
-from listeners.recording import RecordingListener, ResizeRecordingListener
+They import the model (:mod:`flatview`) and the KVM backend (:mod:`kvm_backend`);
+the listener protocol itself is the model's (:class:`flatview.MemoryListener`).
+"""
 
-__all__ = ["MemoryListener", "RecordingListener", "ResizeRecordingListener", "supports_resize"]
+from listeners.commit_window import CommitWindow
+from listeners.dirty import DirtyLog
+from listeners.kvm_listener import MODES, CommitReport, KvmMemoryListener, Mode, Queued
+from listeners.planner import Plan, PlanCaps, PlanError, Slot, SlotOp, plan
+from listeners.recording import Event, RecordingListener, ResizeRecordingListener
+from listeners.report import Batch, ChangeClass, Summary, summarize, summary_line, trace_line
+from listeners.slot_layout import SlotMapping, desired_mappings
+
+__all__ = [
+    "MODES",
+    "Batch",
+    "ChangeClass",
+    "CommitReport",
+    "CommitWindow",
+    "DirtyLog",
+    "Event",
+    "KvmMemoryListener",
+    "Mode",
+    "Plan",
+    "PlanCaps",
+    "PlanError",
+    "Queued",
+    "RecordingListener",
+    "ResizeRecordingListener",
+    "Slot",
+    "SlotMapping",
+    "SlotOp",
+    "Summary",
+    "desired_mappings",
+    "plan",
+    "summarize",
+    "summary_line",
+    "trace_line",
+]

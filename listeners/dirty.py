@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 
-from listeners.slot_layout import PAGE, SlotMapping
+from flatview.hostmem import PAGE_SIZE as PAGE
+from listeners.slot_layout import SlotMapping
 
 
 class DirtyLog:

@@ -45,8 +45,9 @@ from typing import Literal
 import attrs
 
 from flatview.errors import FlatviewError
+from flatview.hostmem import PAGE_SIZE as PAGE
 from kvm_backend.abi import KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY
-from listeners.slot_layout import PAGE, SlotMapping
+from listeners.slot_layout import SlotMapping
 
 OpKind = Literal["create", "delete", "flags", "move"]
 

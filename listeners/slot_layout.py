@@ -8,12 +8,10 @@ from collections.abc import Iterable
 import attrs
 
 from flatview.flatrange import FlatRange
-from flatview.hostmem import PAGE_SIZE
+from flatview.hostmem import PAGE_SIZE as PAGE
 from flatview.placement import Placement
 from flatview.region import RegionKind
 from kvm_backend.abi import KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY
-
-PAGE = PAGE_SIZE
 
 
 @attrs.frozen(slots=True)

@@ -7,9 +7,10 @@ import random
 
 import pytest
 
+from flatview.hostmem import PAGE_SIZE as PAGE
 from kvm_backend.kvm import Kvm
 from kvm_backend.testing import guest_code as gc
-from kvm_backend.testing.sweep import PAGE, SweepHarness
+from kvm_backend.testing.sweep import SweepHarness
 from listeners.kvm_listener import KvmMemoryListener, Mode
 from listeners.testing.reshape import Reshaper
 

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flatview import AddressSpace, DirtyLogClient, MemorySystem
+from flatview.hostmem import PAGE_SIZE as PAGE
 from flatview.hostmem import page_align_up
 from kvm_backend.backend import MemslotBackend
 from kvm_backend.errors import CommitError
@@ -17,7 +18,7 @@ from kvm_backend.sim import SimVm
 from kvm_backend.testing.fault_injection import FaultInjector
 from kvm_backend.vcpu_control import FaultRepair
 from listeners.kvm_listener import KvmMemoryListener
-from listeners.slot_layout import PAGE, SlotMapping, desired_mappings
+from listeners.slot_layout import SlotMapping, desired_mappings
 from tests.tree_gen import UNIT, Node, Tree, trees
 
 

@@ -8,11 +8,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flatview.hostmem import PAGE_SIZE as PAGE
 from kvm_backend.memslot import Memslot
 from kvm_backend.sim import SimVm
 from listeners.planner import Plan, PlanCaps, Slot, plan
 from listeners.report import Batch, summarize
-from listeners.slot_layout import PAGE, SlotMapping
+from listeners.slot_layout import SlotMapping
 
 PAGES = 64
 BASE_GPA = 0x100000

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from flatview.hostmem import PAGE_SIZE as PAGE
 from kvm_backend.kvm import Kvm
-from kvm_backend.testing.sweep import PAGE, SweepHarness
+from kvm_backend.testing.sweep import SweepHarness
 
 UPDATES = 500
 VCPUS = 4

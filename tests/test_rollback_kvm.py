@@ -9,11 +9,12 @@ import random
 
 import pytest
 
+from flatview.hostmem import PAGE_SIZE as PAGE
 from kvm_backend.errors import CommitError, MemslotError
 from kvm_backend.kvm import Kvm, Vm
 from kvm_backend.memslot import Memslot
 from kvm_backend.testing.fault_injection import FaultInjector
-from kvm_backend.testing.sweep import PAGE, SweepHarness
+from kvm_backend.testing.sweep import SweepHarness
 from listeners.kvm_listener import KvmMemoryListener
 from listeners.testing.reshape import Reshaper
 

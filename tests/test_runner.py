@@ -10,10 +10,11 @@ import time
 
 import pytest
 
+from flatview.hostmem import PAGE_SIZE as PAGE
 from kvm_backend.exits import MmioExit
 from kvm_backend.kvm import Kvm
 from kvm_backend.runner import KICK_SIGNAL, VcpuThread
-from kvm_backend.testing.sweep import PAGE, SweepHarness
+from kvm_backend.testing.sweep import SweepHarness
 
 CYCLES = 100
 

@@ -7,13 +7,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flatview.hostmem import PAGE_SIZE as PAGE
 from flatview.hostmem import RamBlock
 from kvm_backend.abi import KVM_CAP_GUEST_MEMFD
 from kvm_backend.errors import MemslotError
 from kvm_backend.kvm import Kvm
 from kvm_backend.sim import SimKvm, SimVm
 
-PAGE = 4096
 SEQUENCES = 300
 """Random sequences per run (each on a fresh real VM and a fresh SimVm)."""
 

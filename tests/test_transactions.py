@@ -7,11 +7,12 @@ import pytest
 from flatview import (
     AddressSpace,
     DirtyLogClient,
+    MemoryListener,
     MemoryRegionSection,
     MemorySystem,
     TransactionError,
 )
-from listeners import MemoryListener, RecordingListener
+from listeners import RecordingListener
 
 
 def small_system() -> tuple[MemorySystem, AddressSpace]:

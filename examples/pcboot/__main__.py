@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kvm_backend.kvm import kvm_unavailable_reason
+from kvm_backend import kvm_unavailable_reason
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,16 +21,11 @@ from typing import TextIO
 import attrs
 
 from examples.pcboot.guest import BOOT
-from flatview import AccessError, MmioOps
-from flatview.pc import PcBoard
-from kvm_backend.exits import IoExit, MmioExit, StopExit
-from kvm_backend.kvm import Kvm, Vcpu
-from kvm_backend.runner import VcpuRunner, VcpuThread
-from kvm_backend.sim import SimVm
+from flatview import AccessError, MmioOps, PcBoard
+from kvm_backend import IoExit, Kvm, MmioExit, SimVm, StopExit, Vcpu, VcpuRunner, VcpuThread
 from kvm_backend.testing import guest
 from kvm_backend.testing import guest_code as gc
-from listeners.kvm_listener import KvmMemoryListener, Mode
-from listeners.report import trace_line
+from listeners import KvmMemoryListener, Mode, trace_line
 
 MiB = 1 << 20
 HOTPLUG_GPA = 0x40000000

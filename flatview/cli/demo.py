@@ -18,10 +18,11 @@ import sys
 from collections.abc import Callable
 from functools import partial
 
+from flatview.hostmem import PAGE_SIZE as PAGE
 from flatview.pc import PcBoard
 from kvm_backend.kvm import Kvm, kvm_unavailable_reason
 from kvm_backend.sim import SimVm
-from kvm_backend.testing.sweep import PAGE, SweepHarness
+from kvm_backend.testing.sweep import SweepHarness
 from listeners.kvm_listener import KvmMemoryListener
 from listeners.report import trace_line
 

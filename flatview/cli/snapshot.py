@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from flatview.address_space import AddressSpace
 from flatview.cli.dump import DumpRange
 from flatview.flatrange import FlatView
-from flatview.hostmem import page_align_up
+from flatview.hostmem import PAGE_SIZE, page_align_up
 from flatview.region import MemoryRegion, MmioOps
 from flatview.system import MemorySystem
 
@@ -43,7 +43,7 @@ class SnapshotTree:
         self.blocks: dict[str, MemoryRegion] = {}
         s = self.system
         for name, (typ, size) in need.items():
-            size = max(page_align_up(size), 4096)
+            size = max(page_align_up(size), PAGE_SIZE)
             if typ == "romd":
                 self.blocks[name] = s.rom_device(name, size, MmioOps())
             elif typ == "ramd":

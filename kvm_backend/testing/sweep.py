@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import attrs
 
+from flatview.hostmem import PAGE_SIZE as PAGE
 from flatview.hostmem import RamBlock
 from flatview.system import MemorySystem
 from kvm_backend.exits import IoExit, MmioExit, StopExit
@@ -30,7 +31,6 @@ from kvm_backend.runner import VcpuRunner, VcpuThread
 from kvm_backend.testing import guest
 from kvm_backend.testing import guest_code as gc
 
-PAGE = 4096
 MmioHook = Callable[[VcpuThread, MmioExit], "bytes | None"]
 
 

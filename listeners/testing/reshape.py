@@ -17,9 +17,10 @@ from collections.abc import Callable
 import attrs
 
 from flatview.address_space import AddressSpace
+from flatview.hostmem import PAGE_SIZE as PAGE
 from flatview.region import MemoryRegion
 from kvm_backend.kvm import Kvm
-from kvm_backend.testing.sweep import PAGE, SweepHarness, SweepResult
+from kvm_backend.testing.sweep import SweepHarness, SweepResult
 from listeners.kvm_listener import CommitReport, KvmMemoryListener, Mode
 
 KINDS = ("boundary", "shadow", "move", "log")
