@@ -7,7 +7,13 @@ per :class:`AddressSpace` into an immutable :class:`FlatView`, and let listeners
 
 from flatview.address_space import AddressSpace
 from flatview.diff import RangeUpdate, ViewDiff, diff_ranges, diff_views
-from flatview.errors import AccessError, FlatviewError, RegionError, TransactionError
+from flatview.errors import (
+    AccessError,
+    ConfigError,
+    FlatviewError,
+    RegionError,
+    TransactionError,
+)
 from flatview.flatrange import FlatRange, FlatView
 from flatview.hostmem import PAGE_SIZE, HostMemoryError, RamBlock
 from flatview.listener import MemoryListener, supports_resize
@@ -23,6 +29,7 @@ __all__ = [
     "PAGE_SIZE",
     "AccessError",
     "AddressSpace",
+    "ConfigError",
     "DirtyLogClient",
     "FlatRange",
     "FlatView",

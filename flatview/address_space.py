@@ -107,45 +107,58 @@ class AddressSpace:
     def section(self, fr: FlatRange) -> MemoryRegionSection:
         return MemoryRegionSection(self, fr)
 
-    def _publish(self, new: FlatView) -> None:
-        """Diff the old view against ``new``, notify listeners range-major, then publish."""
+    def _publish(self, new: FlatView, errors: list[Exception]) -> None:
+        """Diff the old view against ``new``, notify listeners range-major, then publish.
+
+        A callback that raises does not stop the others: its error is appended to
+        ``errors`` (the system raises the first one once every listener committed).
+        """
         old = self._view
-        fwd = self.listeners
-        if fwd:
-            d = diff_views(old, new)
-            rev = fwd[::-1]
-            resized = d.resized_old
-            for fr in d.removed:
-                sec = self.section(fr)
-                skip_resizers = id(fr) in resized
-                for listener in rev:
-                    if not (skip_resizers and supports_resize(listener)):
-                        listener.region_del(sec)
-            for u in d.updates:
-                sec = self.section(u.new)
-                if u.kind == "nop":
-                    assert u.old is not None
-                    for listener in fwd:
-                        listener.region_nop(sec)
-                    om, nm = u.old.dirty_log_mask, u.new.dirty_log_mask
-                    if nm & ~om:
-                        for listener in fwd:
-                            listener.log_start(sec, om, nm)
-                    if om & ~nm:
-                        for listener in rev:
-                            listener.log_stop(sec, om, nm)
-                elif u.kind == "resize":
-                    assert u.old is not None
-                    old_sec = self.section(u.old)
-                    for listener in fwd:
-                        if supports_resize(listener):
-                            listener.region_resize(old_sec, sec)
-                        else:
-                            listener.region_add(sec)
-                else:
-                    for listener in fwd:
-                        listener.region_add(sec)
         self._view = new
+        fwd = self.listeners
+        if not fwd:
+            return
+        d = diff_views(old, new)
+        rev = fwd[::-1]
+        resized = d.resized_old
+        for fr in d.removed:
+            sec = self.section(fr)
+            skip_resizers = id(fr) in resized
+            for listener in rev:
+                if not (skip_resizers and supports_resize(listener)):
+                    try:
+                        listener.region_del(sec)
+                    except Exception as e:
+                        errors.append(e)
+        for u in d.updates:
+            sec = self.section(u.new)
+            for listener in fwd:
+                try:
+                    if u.kind == "nop":
+                        listener.region_nop(sec)
+                    elif u.kind == "resize" and supports_resize(listener):
+                        assert u.old is not None
+                        listener.region_resize(self.section(u.old), sec)
+                    else:
+                        listener.region_add(sec)
+                except Exception as e:
+                    errors.append(e)
+            if u.kind != "nop":
+                continue
+            assert u.old is not None
+            om, nm = u.old.dirty_log_mask, u.new.dirty_log_mask
+            if nm & ~om:
+                for listener in fwd:
+                    try:
+                        listener.log_start(sec, om, nm)
+                    except Exception as e:
+                        errors.append(e)
+            if om & ~nm:
+                for listener in rev:
+                    try:
+                        listener.log_stop(sec, om, nm)
+                    except Exception as e:
+                        errors.append(e)
 
     def log_sync(self) -> None:
         """Ask listeners to pull dirty bits for every logged range."""

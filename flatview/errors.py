@@ -16,6 +16,10 @@ class RegionError(FlatviewError, ValueError):
     """A region mutation or construction was refused; nothing was changed."""
 
 
+class ConfigError(FlatviewError, ValueError):
+    """A constructor argument was refused (a listener's mode, a slot size, ...)."""
+
+
 class TransactionError(FlatviewError, RuntimeError):
     """Transactions were misused (commit without begin, mutation during commit)."""
 

@@ -32,7 +32,7 @@ class Space(Protocol):
     @property
     def flatview(self) -> FlatView: ...
 
-    def _publish(self, new: FlatView) -> None: ...
+    def _publish(self, new: FlatView, errors: list[Exception]) -> None: ...
 
 
 class MemorySystem:
@@ -108,26 +108,31 @@ class MemorySystem:
             return
         self._pending = False
         self._committing = True
-        error: BaseException | None = None
+        errors: list[Exception] = []
         try:
             views = self._render_all()
             listeners = self.listeners
+            # A listener callback that raises does not stop the commit: every
+            # listener sees a complete begin ... commit, every view is published,
+            # and then the first error is raised (a KVM listener that rolled back
+            # raises from its commit; a buggy device listener from region_add).
             for listener in listeners:
-                listener.begin()
+                try:
+                    listener.begin()
+                except Exception as e:
+                    errors.append(e)
             for space in list(self._spaces):
-                space._publish(views[id(space)])
-            # every listener gets its commit even if an earlier one failed (a KVM
-            # listener that rolled back raises); the first error is re-raised
+                space._publish(views[id(space)], errors)
             for listener in listeners:
                 try:
                     listener.commit()
                 except Exception as e:
-                    error = error or e
+                    errors.append(e)
             self.commits += 1
         finally:
             self._committing = False
-        if error is not None:
-            raise error
+        if errors:
+            raise errors[0]
 
     def transaction(self) -> _Transaction:
         """``with system.transaction():`` — commits even if the body raises."""

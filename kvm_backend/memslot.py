@@ -6,6 +6,9 @@ import attrs
 
 from kvm_backend.abi import KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY
 
+KVM_MEM_MAX_NR_PAGES = (1 << 31) - 1
+"""The most pages one slot may hold (the kernel refuses bigger slots with EINVAL)."""
+
 
 def slot_number(as_id: int, slot_id: int) -> int:
     """The kernel's encoding of a slot: ``(as_id << 16) | id``."""

@@ -22,10 +22,9 @@ from kvm_backend.abi import (
     KVM_MEM_READONLY,
 )
 from kvm_backend.errors import KvmError, MemslotError
-from kvm_backend.memslot import Memslot
+from kvm_backend.memslot import KVM_MEM_MAX_NR_PAGES, Memslot
 from kvm_backend.timeline import Timeline
 
-KVM_MEM_MAX_NR_PAGES = (1 << 31) - 1
 USER_END = (1 << 47) - PAGE
 """``hva + size`` may not exceed this (x86-64, 4-level paging: TASK_SIZE_MAX; measured)."""
 

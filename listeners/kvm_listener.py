@@ -33,17 +33,20 @@ is gone, so it deletes every slot it made.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Literal
 
 import attrs
 
 from flatview.address_space import AddressSpace
+from flatview.errors import ConfigError
+from flatview.hostmem import PAGE_SIZE as PAGE
 from flatview.listener import MemoryListener
 from flatview.section import MemoryRegionSection
 from kvm_backend.backend import MemslotBackend
 from kvm_backend.errors import CommitError, KvmError
-from kvm_backend.memslot import slot_number
+from kvm_backend.memslot import KVM_MEM_MAX_NR_PAGES, slot_number
 from kvm_backend.vcpu_control import VcpuControl
 from listeners.commit_window import CommitWindow
 from listeners.dirty import DirtyLog
@@ -113,7 +116,18 @@ class KvmMemoryListener(MemoryListener):
         slot_budget: int = 512,
     ) -> None:
         if mode not in MODES:
-            raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+            raise ConfigError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+        if max_slot_size is not None and (
+            isinstance(max_slot_size, bool)
+            or not isinstance(max_slot_size, int)
+            or max_slot_size <= 0
+            or max_slot_size % PAGE
+            or max_slot_size // PAGE > KVM_MEM_MAX_NR_PAGES
+        ):
+            raise ConfigError(
+                f"max_slot_size {max_slot_size!r}: expected a positive multiple of the page "
+                f"size ({PAGE:#x}) of at most {KVM_MEM_MAX_NR_PAGES} pages"
+            )
         self.vm = vm
         self.space = address_space
         self.as_id = as_id
@@ -133,6 +147,10 @@ class KvmMemoryListener(MemoryListener):
         self._in_sync = True
         self._cuts: tuple[object, frozenset[int]] | None = None
         self._ioctl_ns = 0
+        self._lock = threading.RLock()
+        """Held by a commit and by dirty-log syncs: ``sync_dirty_log`` may run on any
+        thread but a vCPU's while commits run (a vCPU thread would deadlock with a
+        commit that waits for it to park)."""
         address_space.add_listener(self)  # unregisters us again if the replay fails
         if vcpus is not None:
             vcpus.set_commit_window(self.window)
@@ -186,10 +204,11 @@ class KvmMemoryListener(MemoryListener):
         self._queue.append(Queued("log_stop", section, None, old_mask, new_mask))
 
     def log_sync(self, section: MemoryRegionSection) -> None:
-        for s in list(self._slots.values()):
-            m = s.mapping
-            if m.logging and m.gpa < section.end and section.addr < m.end:
-                self._harvest(s.slot, m)
+        with self._lock:
+            for s in list(self._slots.values()):
+                m = s.mapping
+                if m.logging and m.gpa < section.end and section.addr < m.end:
+                    self._harvest(s.slot, m)
 
     def commit(self) -> None:
         queued = tuple(self._queue)
@@ -261,13 +280,14 @@ class KvmMemoryListener(MemoryListener):
         On failure the table records what the kernel holds (see the module's
         invariant), the listener is out of sync, and :class:`CommitError` is raised.
         """
-        t0 = time.perf_counter_ns()
-        self._ioctl_ns = 0
-        self._in_sync = False
-        p = self.plan_now()
-        paused_ns = self._execute(p)
-        assert self._slots == {s.slot: s for s in p.slots_after}
-        self._in_sync = True
+        with self._lock:
+            t0 = time.perf_counter_ns()
+            self._ioctl_ns = 0
+            self._in_sync = False
+            p = self.plan_now()
+            paused_ns = self._execute(p)
+            assert self._slots == {s.slot: s for s in p.slots_after}
+            self._in_sync = True
         report = CommitReport(
             p,
             paused_ns > 0,
@@ -281,10 +301,12 @@ class KvmMemoryListener(MemoryListener):
         return report
 
     def sync_dirty_log(self) -> None:
-        """Harvest every logging slot into :attr:`dirty`."""
-        for s in list(self._slots.values()):
-            if s.mapping.logging:
-                self._harvest(s.slot, s.mapping)
+        """Harvest every logging slot into :attr:`dirty` (safe while commits run on
+        another thread; see ``_lock``)."""
+        with self._lock:
+            for s in list(self._slots.values()):
+                if s.mapping.logging:
+                    self._harvest(s.slot, s.mapping)
 
     def _harvest(self, slot: int, mapping: SlotMapping) -> None:
         t0 = time.perf_counter_ns()

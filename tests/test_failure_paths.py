@@ -1,0 +1,197 @@
+"""What is true after each failure: the KVM listener's table equals the kernel's,
+teardown deletes what it mapped, and the next commit reconciles (issue 11)."""
+
+from __future__ import annotations
+
+import errno
+import threading
+
+import pytest
+
+from flatview import AddressSpace, ConfigError, MemoryRegionSection, MemorySystem
+from flatview.region import MemoryRegion
+from kvm_backend import CommitError, Memslot, SimKvm, SimVm
+from kvm_backend.testing.fault_injection import FaultInjector
+from listeners import KvmMemoryListener, RecordingListener, desired_mappings
+from listeners.planner import Slot
+
+MB = 1 << 20
+
+
+def kernel_table(vm: SimVm | FaultInjector) -> dict[int, Memslot]:
+    return vm.slots()
+
+
+def listener_table(kl: KvmMemoryListener) -> dict[int, Memslot]:
+    return {s.slot: _memslot(s) for s in kl.slots}
+
+
+def _memslot(s: Slot) -> Memslot:
+    m = s.mapping
+    return Memslot(s.slot, m.flags, m.gpa, m.size, m.hva)
+
+
+def board() -> tuple[MemorySystem, MemoryRegion, MemoryRegion, AddressSpace]:
+    """RAM at 0 with a read-only shadow window over [0xc0000, 0xd0000)."""
+    s = MemorySystem()
+    root = s.container("system", 2**64)
+    ram = s.ram("ram", 2 * MB)
+    root.add_subregion(0, ram)
+    shadow = s.alias("shadow", ram, 0xC0000, 0x10000)
+    shadow.set_readonly(True)
+    shadow.set_enabled(False)
+    root.add_subregion(0xC0000, shadow, priority=1)
+    return s, root, shadow, AddressSpace(root, "memory")
+
+
+def in_step(kl: KvmMemoryListener, vm: SimVm | FaultInjector, space: AddressSpace) -> None:
+    """The invariant after a successful commit: kernel = listener table = view."""
+    assert listener_table(kl) == kernel_table(vm)
+    mapped = sorted((m.gpa, m.size, m.hva, m.flags) for m in desired_mappings(space.flatview))
+    got = sorted((m.gpa, m.size, m.hva, m.flags) for s in kl.slots for m in [s.mapping])
+    assert _pages(got) == _pages(mapped)
+
+
+def _pages(ranges: list[tuple[int, int, int, int]]) -> dict[int, tuple[int, int]]:
+    return {
+        g: (hva + g - gpa, flags)
+        for gpa, size, hva, flags in ranges
+        for g in range(gpa, gpa + size, 4096)
+    }
+
+
+def test_destroy_deletes_every_slot_and_a_new_listener_can_take_the_vm() -> None:
+    _, root, _, space = board()
+    vm = SimVm()
+    kl = KvmMemoryListener(vm, space)
+    assert vm.slots()
+    space.destroy()
+    assert vm.slots() == {} and kl.slots == () and space.listeners == ()
+    again = KvmMemoryListener(vm, AddressSpace(root, "memory"))
+    assert again.slots and listener_table(again) == vm.slots()
+
+
+def test_remove_listener_deletes_every_slot() -> None:
+    _, _, _, space = board()
+    vm = SimVm()
+    kl = KvmMemoryListener(vm, space)
+    space.remove_listener(kl)
+    assert vm.slots() == {} and space.listeners == ()
+
+
+def test_failed_constructor_replay_rolls_back_and_leaves_nothing_registered() -> None:
+    s = MemorySystem()
+    root = s.container("system", 2**64)
+    root.add_subregion(0, s.ram("low", MB))
+    root.add_subregion(1 << 32, s.ram("high", MB))  # above a 32-bit guest's max GPA
+    space = AddressSpace(root, "memory")
+    vm = SimVm(SimKvm(max_gpa_bits=32))
+    with pytest.raises(CommitError) as ei:
+        KvmMemoryListener(vm, space)
+    assert ei.value.errno == errno.EINVAL and ei.value.rolled_back
+    assert vm.slots() == {} and space.listeners == () and s.listeners == ()
+
+
+def test_nop_only_commit_after_a_failed_commit_reconciles_the_table() -> None:
+    s, root, shadow, space = board()
+    hidden = s.ram("hidden", 0x1000)
+    root.add_subregion(0x1000, hidden, priority=-1)  # under RAM: toggling it changes nothing
+    vm = FaultInjector(SimVm())
+    kl = KvmMemoryListener(vm, space)
+    vm.inject_failure(0, errno.ENOMEM)
+    with pytest.raises(CommitError):
+        shadow.set_enabled(True)  # the read-only shadow is not applied
+    assert listener_table(kl) == kernel_table(vm) and not kl.in_sync
+    rec = RecordingListener()
+    space.add_listener(rec)
+    rec.clear()
+    hidden.set_enabled(False)
+    assert set(rec.names()) == {"begin", "region_nop", "commit"}
+    in_step(kl, vm, space)
+    assert kl.in_sync and any(sl.mapping.readonly for sl in kl.slots)
+
+
+class _Buggy(RecordingListener):
+    armed = True
+
+    def region_add(self, section: MemoryRegionSection) -> None:
+        super().region_add(section)
+        if self.armed:
+            raise RuntimeError("buggy device listener")
+
+
+def test_a_raising_callback_still_publishes_the_view_and_commits_every_listener() -> None:
+    s, root, _, space = board()
+    vm = SimVm()
+    kl = KvmMemoryListener(vm, space)
+    buggy, rec = _Buggy(priority=20), RecordingListener(priority=30)
+    root.add_subregion(0x1000_0000, s.ram("pre", 0x1000))
+    with pytest.raises(RuntimeError):
+        space.add_listener(buggy)  # its replay raises: not registered
+    assert buggy not in space.listeners
+    buggy.armed = False
+    space.add_listener(buggy)
+    buggy.armed = True
+    space.add_listener(rec)
+    rec.clear()
+    with pytest.raises(RuntimeError, match="buggy"):
+        root.add_subregion(0x2000_0000, s.ram("hotplug", MB))
+    assert space.flatview.lookup(0x2000_0000) is not None  # the view was published
+    assert space.read(0x2000_0000, 4) == b"\0\0\0\0"
+    assert rec.names()[0] == "begin" and rec.names()[-1] == "commit"
+    in_step(kl, vm, space)  # the KVM listener committed too
+    with s.transaction():
+        pass  # an empty transaction commits nothing and raises nothing
+    assert not s.depth
+
+
+def test_failed_rollback_keeps_the_table_equal_to_the_kernel_and_the_next_commit_recovers() -> None:
+    _, _, shadow, space = board()
+    vm = FaultInjector(SimVm())
+    kl = KvmMemoryListener(vm, space)
+    vm.inject_failure(1, errno.ENOMEM)  # the second ioctl of the commit
+    vm.inject_failure(2, errno.EFAULT)  # and the undo of the first
+    with pytest.raises(CommitError) as ei:
+        shadow.set_enabled(True)
+    assert not ei.value.rolled_back
+    assert listener_table(kl) == kernel_table(vm) and not kl.in_sync
+    kl.apply()  # or any later commit
+    in_step(kl, vm, space)
+
+
+@pytest.mark.parametrize("bad", [-1, 0, 0x1800, 1.5, True, 1 << 60])
+def test_max_slot_size_must_be_a_positive_page_multiple(bad: object) -> None:
+    _, _, _, space = board()
+    with pytest.raises(ConfigError, match="max_slot_size"):
+        KvmMemoryListener(SimVm(), space, max_slot_size=bad)  # type: ignore[arg-type]
+    assert space.listeners == ()
+
+
+def test_sync_dirty_log_from_another_thread_while_commits_run() -> None:
+    _, root, shadow, space = board()
+    ram = root.subregions[-1]
+    ram.log_start("migration")
+    vm = SimVm()
+    kl = KvmMemoryListener(vm, space)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def migrate() -> None:
+        while not stop.is_set():
+            try:
+                kl.sync_dirty_log()
+            except BaseException as e:
+                errors.append(e)
+                return
+
+    t = threading.Thread(target=migrate)
+    t.start()
+    try:
+        for i in range(300):
+            shadow.set_enabled(i % 2 == 0)
+            vm.touch(0x100000 + (i % 16) * 4096)
+    finally:
+        stop.set()
+        t.join()
+    assert errors == []
+    in_step(kl, vm, space)
