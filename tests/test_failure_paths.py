@@ -3,14 +3,24 @@ teardown deletes what it mapped, and the next commit reconciles (issue 11)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import threading
+from collections.abc import Callable
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from flatview import AddressSpace, ConfigError, MemoryRegionSection, MemorySystem
 from flatview.region import MemoryRegion
-from kvm_backend import CommitError, Memslot, SimKvm, SimVm
+from kvm_backend import CommitError, Kvm, Memslot, MemslotBackend, SimKvm, SimVm
 from kvm_backend.testing.fault_injection import FaultInjector
 from listeners import KvmMemoryListener, RecordingListener, desired_mappings
 from listeners.planner import Slot
@@ -195,3 +205,137 @@ def test_sync_dirty_log_from_another_thread_while_commits_run() -> None:
         t.join()
     assert errors == []
     in_step(kl, vm, space)
+
+
+class ListenerLifecycle(RuleBasedStateMachine):
+    """Commits, injected failures at any ioctl (rollbacks included), teardown and
+    re-registration, a raising device listener, and dirty logging, interleaved.
+
+    After every step: the listener's table is the kernel's; after a successful
+    commit it maps exactly the view; after teardown the kernel holds no slot.
+    """
+
+    def backend(self) -> MemslotBackend:
+        return SimVm()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.s, self.root, self.shadow, self.space = board()
+        self.ram = self.root.subregions[-1]
+        self.hotplug = self.s.ram("hotplug", MB, max_size=8 * MB)
+        self.root.add_subregion(0x4000_0000, self.hotplug)
+        self.vm = FaultInjector(self.backend())
+        self.kl: KvmMemoryListener | None = KvmMemoryListener(self.vm, self.space)
+        self.buggy = _Buggy(priority=20)
+        self.buggy.armed = False
+        self.space.add_listener(self.buggy)
+        self.logging = False
+
+    def _commit(self, change: Callable[[], None]) -> None:
+        with contextlib.suppress(CommitError, RuntimeError):
+            change()
+
+    @rule(ro=st.booleans(), enabled=st.booleans())
+    def shadow_change(self, ro: bool, enabled: bool) -> None:
+        def change() -> None:
+            with self.s.transaction():
+                self.shadow.set_readonly(ro)
+                self.shadow.set_enabled(enabled)
+
+        self._commit(change)
+
+    @rule(pages=st.integers(1, 2048))
+    def resize_hotplug(self, pages: int) -> None:
+        self._commit(lambda: self.hotplug.set_size(pages * 4096))
+
+    @rule()
+    def toggle_logging(self) -> None:
+        self.logging = not self.logging
+        if self.logging:
+            self._commit(lambda: self.ram.log_start("migration"))
+        else:
+            self._commit(lambda: self.ram.log_stop("migration"))
+
+    @rule(at=st.integers(0, 4), also_at=st.none() | st.integers(1, 6))
+    def inject(self, at: int, also_at: int | None) -> None:
+        self.vm.inject_failure(at, errno.ENOMEM)
+        if also_at is not None:
+            self.vm.inject_failure(at + also_at, errno.EFAULT)
+
+    @rule(armed=st.booleans())
+    def arm_device_listener(self, armed: bool) -> None:
+        self.buggy.armed = armed
+
+    @rule()
+    def teardown_and_register_again(self) -> None:
+        with contextlib.suppress(CommitError, RuntimeError):
+            self.space.destroy()
+        if self.kl is not None and self.vm.slots():
+            self.vm.clear()  # nothing more to inject: retry the deletes
+            self.kl.close()
+        assert self.vm.slots() == {}
+        self.space = AddressSpace(self.root, "memory")
+        self.kl = None
+        self.buggy.armed = False
+        self.space.add_listener(self.buggy)
+        try:
+            self.kl = KvmMemoryListener(self.vm, self.space)
+        except CommitError:
+            assert self.vm.slots() == {} and self.space.listeners == (self.buggy,)
+
+    @rule()
+    def sync(self) -> None:
+        if self.kl is not None:
+            self.kl.sync_dirty_log()
+
+    @invariant()
+    def table_is_the_kernels(self) -> None:
+        if self.kl is None:
+            assert self.vm.slots() == {}
+            return
+        assert listener_table(self.kl) == kernel_table(self.vm)
+        if self.kl.in_sync:
+            in_step(self.kl, self.vm, self.space)
+
+    def teardown(self) -> None:
+        self.vm.clear()
+        if self.kl is not None:
+            self.kl.close()
+            assert self.vm.slots() == {}
+        self.hotplug.close()
+        self.ram.close()
+        close = getattr(self.vm.backend, "close", None)
+        if close is not None:
+            close()
+
+
+ListenerLifecycle.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=25, deadline=None
+)
+test_listener_lifecycle = ListenerLifecycle.TestCase
+
+
+class RealKvmListenerLifecycle(ListenerLifecycle):
+    """The same machine against /dev/kvm (bounded: a few hundred commits)."""
+
+    def backend(self) -> MemslotBackend:
+        assert KVM is not None
+        return KVM.create_vm()
+
+
+RealKvmListenerLifecycle.TestCase.settings = settings(
+    max_examples=12, stateful_step_count=20, deadline=None
+)
+KVM: Kvm | None = None
+
+
+@pytest.mark.kvm
+def test_listener_lifecycle_on_real_kvm(kvm: Kvm) -> None:
+    global KVM
+    KVM = kvm
+    try:
+        run_state_machine_as_test(
+            RealKvmListenerLifecycle, settings=RealKvmListenerLifecycle.TestCase.settings
+        )
+    finally:
+        KVM = None

@@ -25,6 +25,10 @@ class FaultInjector:
         """Fail the memslot call ``after`` calls from now (0 = the next one)."""
         self._fail[self.calls + after] = err
 
+    def clear(self) -> None:
+        """Forget the failures still to come."""
+        self._fail.clear()
+
     @property
     def nr_memslots(self) -> int:
         return self.backend.nr_memslots
