@@ -12,6 +12,8 @@ from flatview.section import MemoryRegionSection
 from flatview.system import MemorySystem
 
 _MAX_MMIO_ACCESS = 8
+MAX_ACCESS = 1 << 30
+"""The most bytes one ``read``/``write`` call may move."""
 
 
 class AddressSpace:
@@ -171,9 +173,18 @@ class AddressSpace:
     # -- accesses for device models ------------------------------------------------
     def _pieces(self, addr: int, size: int) -> list[tuple[FlatRange, int, int, int]]:
         """(range, offset in region, length, offset in the access) covering the access."""
+        if not isinstance(addr, int) or not isinstance(size, int):
+            raise AccessError(f"{self.name}: address and size must be integers", 0, 0)
         if addr < 0 or size < 0 or addr + size > 2**64:
             raise AccessError(
                 f"{self.name}: access [{addr:#x}, +{size:#x}) out of range", addr, size
+            )
+        if size > MAX_ACCESS:
+            raise AccessError(
+                f"{self.name}: access of {size:#x} bytes at {addr:#x} is larger than "
+                f"{MAX_ACCESS:#x} (split it)",
+                addr,
+                size,
             )
         out = []
         cur, done = addr, 0
@@ -190,8 +201,9 @@ class AddressSpace:
 
     def read(self, addr: int, size: int) -> bytes:
         """Read guest-physical memory: RAM from its block, MMIO through its ops."""
+        pieces = self._pieces(addr, size)
         buf = bytearray(size)
-        for fr, off, n, pos in self._pieces(addr, size):
+        for fr, off, n, pos in pieces:
             mr = fr.region
             if fr.ram_readable:
                 assert mr.ram_block is not None

@@ -33,6 +33,9 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 _block_ids = itertools.count(1)
 
+MAX_BLOCK = 1 << 47
+"""No block can be larger than the user half of x86-64's 48-bit address space."""
+
 
 class HostMemoryError(FlatviewError, OSError):
     """Allocating or releasing host memory failed."""
@@ -49,13 +52,26 @@ class RamBlock:
     """Anonymous host memory: ``host_addr`` stays valid until ``close()``."""
 
     def __init__(self, name: str, used_length: int, max_length: int | None = None) -> None:
-        if used_length < 0:
-            raise HostMemoryError(f"ram block {name!r}: negative size {used_length}", _errno.EINVAL)
+        for what, n in (("size", used_length), ("max_size", max_length)):
+            if n is None:
+                continue
+            if not isinstance(n, int) or isinstance(n, bool):
+                raise HostMemoryError(
+                    f"ram block {name!r}: {what} must be an integer, got {n!r}", _errno.EINVAL
+                )
+            if n < 0:
+                raise HostMemoryError(f"ram block {name!r}: negative {what} {n}", _errno.EINVAL)
+            if n > MAX_BLOCK:
+                raise HostMemoryError(
+                    f"ram block {name!r}: {what} {n:#x} exceeds what this host can map "
+                    f"({MAX_BLOCK:#x})",
+                    _errno.ENOMEM,
+                )
         resizable = max_length is not None
-        max_len = used_length if max_length is None else max_length
+        max_len = used_length if max_length is None else page_align_up(max_length)
         if max_len < used_length:
             raise HostMemoryError(
-                f"ram block {name!r}: size {used_length:#x} exceeds max_length {max_len:#x}",
+                f"ram block {name!r}: size {used_length:#x} exceeds max_size {max_len:#x}",
                 _errno.EINVAL,
             )
         self.name = name

@@ -77,13 +77,19 @@ class DirtyLogClient(enum.IntFlag):
     MIGRATION = 4
 
     @classmethod
-    def parse(cls, name: str) -> DirtyLogClient:
-        try:
-            return cls[name.upper()]
-        except KeyError:
+    def parse(cls, client: object) -> DirtyLogClient:
+        """One client, by name (``"vga"``) or value (``DirtyLogClient.VGA``, 1)."""
+        if isinstance(client, str):
+            found = cls.__members__.get(client.upper())
+        elif isinstance(client, int) and not isinstance(client, bool):
+            found = next((c for c in cls if c.value == client), None)
+        else:
+            found = None
+        if found is None:
             raise RegionError(
-                f"unknown dirty-log client {name!r} (expected vga, code or migration)"
-            ) from None
+                f"unknown dirty-log client {client!r} (expected vga, code or migration)"
+            )
+        return found
 
 
 MmioRead = Callable[[int, int], int]
@@ -108,7 +114,8 @@ class MmioOps:
     write: MmioWrite = _ignore_write
 
 
-def _check_size(name: str, size: int) -> None:
+def check_size(name: str, size: int) -> None:
+    """Refuse a size that is not an integer in [0, 2**64] (RegionError)."""
     if not isinstance(size, int) or isinstance(size, bool):
         raise RegionError(f"region {name!r}: size must be an integer, got {size!r}")
     if size < 0:
@@ -132,7 +139,7 @@ class MemoryRegion:
         alias_target: MemoryRegion | None = None,
         alias_offset: int = 0,
     ) -> None:
-        _check_size(name, size)
+        check_size(name, size)
         self.system = system
         self.name = name
         self.kind = kind
@@ -148,6 +155,8 @@ class MemoryRegion:
         self._log_mask = 0
         self._parent: MemoryRegion | None = None
         self._subregions: list[MemoryRegion] = []
+        self._aliases: list[MemoryRegion] = []
+        """The aliases that show this region (a reverse map kept by their constructor)."""
         self.ram_block = ram_block
         self.ops = ops
         self._alias_target = alias_target
@@ -160,6 +169,7 @@ class MemoryRegion:
                     f"alias {name!r}: target {alias_target.name!r} is in another system"
                 )
             self._check_alias_window(alias_offset, size)
+            alias_target._aliases.append(self)
 
     # -- read-only attributes --------------------------------------------------
     @property
@@ -203,6 +213,11 @@ class MemoryRegion:
     def subregions(self) -> tuple[MemoryRegion, ...]:
         """Children in render order: descending priority, newest first among equals."""
         return tuple(self._subregions)
+
+    @property
+    def aliases(self) -> tuple[MemoryRegion, ...]:
+        """The aliases created with this region as their target."""
+        return tuple(self._aliases)
 
     @property
     def alias_target(self) -> MemoryRegion | None:
@@ -259,6 +274,8 @@ class MemoryRegion:
     def _check_alias_window(self, offset: int, size: int) -> None:
         target = self._alias_target
         assert target is not None
+        if not isinstance(offset, int) or isinstance(offset, bool):
+            raise RegionError(f"alias {self.name!r}: offset must be an integer, got {offset!r}")
         if offset < 0:
             raise RegionError(f"alias {self.name!r}: negative offset {offset}")
         if offset + size > target.size:
@@ -390,7 +407,7 @@ class MemoryRegion:
         """Change the size.  RAM-backed regions need a resizable block (size page-aligned up,
         host address kept); an alias must stay inside its target."""
         where = f"set_size({self.name!r}, {size!r})"
-        _check_size(self.name, size)
+        check_size(self.name, size)
         if self.has_ram_block:
             assert self.ram_block is not None
             if not self.ram_block.resizable:
@@ -402,6 +419,12 @@ class MemoryRegion:
                 )
         if self.kind is RegionKind.ALIAS:
             self._check_alias_window(self._alias_offset, size)
+        for alias in self._aliases:
+            if alias._alias_offset + alias._size > size:
+                raise RegionError(
+                    f"{where}: alias {alias.name!r} shows [{alias._alias_offset:#x}, "
+                    f"{alias._alias_offset + alias._size:#x}) of it (shrink or move it first)"
+                )
         if self._parent is not None:
             self._check_fits(self._addr, size, where)
         if size == self._size:
@@ -439,7 +462,7 @@ class MemoryRegion:
         self._log_update(client, -1)
 
     def _log_update(self, client: DirtyLogClient | str, delta: int) -> None:
-        c = DirtyLogClient.parse(client) if isinstance(client, str) else DirtyLogClient(client)
+        c = DirtyLogClient.parse(client)
         what = "log_start" if delta > 0 else "log_stop"
         where = f"{what}({self.name!r}, {c.name.lower() if c.name else c})"
         if not self.has_ram_block:

@@ -19,7 +19,7 @@ from flatview.errors import TransactionError
 from flatview.flatrange import FlatView
 from flatview.hostmem import RamBlock
 from flatview.listener import MemoryListener
-from flatview.region import MemoryRegion, MmioOps, RegionKind
+from flatview.region import MemoryRegion, MmioOps, RegionKind, check_size
 from flatview.render import render, resolve_root
 
 
@@ -57,20 +57,24 @@ class MemorySystem:
 
     def ram(self, name: str, size: int, *, max_size: int | None = None) -> MemoryRegion:
         """RAM backed by anonymous host memory; ``max_size`` makes it resizable."""
+        check_size(name, size)
         return MemoryRegion(
             self, name, RegionKind.RAM, size, ram_block=RamBlock(name, size, max_size)
         )
 
     def rom(self, name: str, size: int) -> MemoryRegion:
         """Read-only RAM (the host may write its block; the guest may not)."""
+        check_size(name, size)
         return MemoryRegion(self, name, RegionKind.ROM, size, ram_block=RamBlock(name, size))
 
     def ram_device(self, name: str, size: int) -> MemoryRegion:
+        check_size(name, size)
         return MemoryRegion(self, name, RegionKind.RAM_DEVICE, size, ram_block=RamBlock(name, size))
 
     def rom_device(self, name: str, size: int, ops: MmioOps | None = None) -> MemoryRegion:
         """Reads hit RAM in romd mode (the default); writes, and all accesses outside
         romd mode, go to ``ops``."""
+        check_size(name, size)
         return MemoryRegion(
             self,
             name,

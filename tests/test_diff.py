@@ -97,7 +97,9 @@ def apply(tree: Tree, op: str, node: Node, n: int) -> None:
         else:
             mr.log_start(DirtyLogClient.VGA)
     elif op == "size" and node.kind in ("container", "mmio"):
-        node.size_units = 1 + n % 24
+        # never below a window an alias shows (refused: RegionError)
+        floor = max((a.alias_offset + a.size for a in mr.aliases), default=UNIT) // UNIT
+        node.size_units = max(1 + n % 24, floor)
         mr.set_size(node.size_units * UNIT)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flatview import AddressSpace, MemorySystem, RegionError
+from flatview import AccessError, AddressSpace, HostMemoryError, MemorySystem, RegionError
 from listeners import RecordingListener
 
 
@@ -118,3 +118,58 @@ def test_regions_of_two_systems_do_not_mix(s: MemorySystem) -> None:
     other = MemorySystem()
     with pytest.raises(RegionError, match="different systems"):
         s.container("a", 0x1000).add_subregion(0, other.ram("r", 0x1000))
+
+
+def test_ram_of_the_whole_64_bit_space_is_a_host_memory_error_not_an_overflow() -> None:
+    s = MemorySystem()
+    with pytest.raises(HostMemoryError, match="exceeds what this host can map"):
+        s.ram("huge", 2**64)
+    with pytest.raises(HostMemoryError, match="max_size 0x10000000000000000"):
+        s.ram("huge", 0x1000, max_size=2**64)
+
+
+def test_negative_max_size_names_max_size() -> None:
+    with pytest.raises(HostMemoryError, match="negative max_size -1"):
+        MemorySystem().ram("r", 0x1000, max_size=-1)
+
+
+def test_set_size_up_to_an_unaligned_max_size_is_accepted() -> None:
+    r = MemorySystem().ram("r", 0x1000, max_size=0x2800)
+    r.set_size(0x2800)
+    assert r.size == 0x3000 and r.ram_block is not None and r.ram_block.max_length == 0x3000
+
+
+def test_float_alias_offset_is_refused() -> None:
+    s = MemorySystem()
+    ram = s.ram("ram", 0x10000)
+    with pytest.raises(RegionError, match="offset must be an integer"):
+        s.alias("a", ram, 1.5, 0x1000)  # type: ignore[arg-type]
+    a = s.alias("b", ram, 0, 0x1000)
+    with pytest.raises(RegionError, match="offset must be an integer"):
+        a.set_alias_offset(4096.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("client", [8, 0, 3, "dma", None, True])
+def test_log_start_refuses_anything_but_one_client(client: object) -> None:
+    ram = MemorySystem().ram("ram", 0x10000)
+    with pytest.raises(RegionError, match="unknown dirty-log client"):
+        ram.log_start(client)  # type: ignore[arg-type]
+    assert ram.log_mask == 0
+
+
+def test_read_of_the_whole_space_is_an_access_error() -> None:
+    s = MemorySystem()
+    space = AddressSpace(s.container("root", 2**64), "memory")
+    with pytest.raises(AccessError, match="larger than"):
+        space.read(0, 2**64)
+
+
+def test_shrinking_a_ram_target_below_an_alias_window_is_refused() -> None:
+    s = MemorySystem()
+    ram = s.ram("ram", 0x10000, max_size=0x20000)
+    s.alias("window", ram, 0x8000, 0x8000)
+    with pytest.raises(RegionError, match="alias 'window' shows"):
+        ram.set_size(0x4000)
+    assert ram.size == 0x10000
+    ram.set_size(0x10000 + 0x1000)
+    ram.set_size(0x10000)  # down to the window's end is fine
