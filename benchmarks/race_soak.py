@@ -62,7 +62,6 @@ def dirty(kvm: Kvm, mode: Mode, transactions: int, seed: int) -> dict[str, Any]:
         shaper = Reshaper(h, seed)
         h.data_region.log_start("migration")
         kl = KvmMemoryListener(h.vm, shaper.space, vcpus=h.runner, mode=mode)
-        block = h.data.id
         h.start()
 
         def snap() -> list[bytes]:
@@ -70,7 +69,7 @@ def dirty(kvm: Kvm, mode: Mode, transactions: int, seed: int) -> dict[str, Any]:
 
         with h.runner.paused_vcpus():
             kl.sync_dirty_log()
-            kl.dirty.pages(block, clear=True)
+            h.take_dirty()
             before = snap()
         for _ in range(transactions):
             kind = rng.choice(("boundary", "shadow", "hi"))
@@ -81,7 +80,9 @@ def dirty(kvm: Kvm, mode: Mode, transactions: int, seed: int) -> dict[str, Any]:
             h.wait_sweeps(1, timeout=1.0)
             with h.runner.paused_vcpus():
                 kl.sync_dirty_log()
-                reported = kl.dirty.pages(block, clear=True)
+                reported = set(
+                    h.data_region.snapshot_and_clear_dirty(0, h.data_region.size, "migration").pages
+                )
                 after = snap()
             changed = {p for p in range(h.pages) if after[p] != before[p]}
             lost += len(changed - reported)

@@ -7,6 +7,7 @@ per :class:`AddressSpace` into an immutable :class:`FlatView`, and let listeners
 
 from flatview.address_space import AddressSpace
 from flatview.diff import RangeUpdate, ViewDiff, diff_ranges, diff_views
+from flatview.dirty import DirtyLogClient, DirtySnapshot
 from flatview.errors import (
     AccessError,
     ConfigError,
@@ -19,7 +20,7 @@ from flatview.hostmem import PAGE_SIZE, HostMemoryError, RamBlock
 from flatview.listener import MemoryListener, supports_resize
 from flatview.pc import PcBoard
 from flatview.placement import Placement
-from flatview.region import ADDR_SPACE_END, DirtyLogClient, MemoryRegion, MmioOps, RegionKind
+from flatview.region import ADDR_SPACE_END, MemoryRegion, MmioOps, RegionKind
 from flatview.render import render, resolve_root
 from flatview.section import MemoryRegionSection
 from flatview.system import MemorySystem
@@ -31,6 +32,7 @@ __all__ = [
     "AddressSpace",
     "ConfigError",
     "DirtyLogClient",
+    "DirtySnapshot",
     "FlatRange",
     "FlatView",
     "FlatviewError",

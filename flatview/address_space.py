@@ -229,6 +229,8 @@ class AddressSpace:
                     continue
                 assert mr.ram_block is not None
                 mr.ram_block.write(off, chunk)
+                if fr.dirty_log_mask:
+                    mr.ram_block.dirty.mark(off, n, fr.dirty_log_mask)
             else:
                 assert mr.ops is not None
                 for k in range(0, n, _MAX_MMIO_ACCESS):

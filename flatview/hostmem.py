@@ -26,6 +26,7 @@ from flatview._libc import (
     ffi,
     libc,
 )
+from flatview.dirty import DirtyBitmaps
 from flatview.errors import FlatviewError
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -99,6 +100,8 @@ class RamBlock:
         self.host_addr = int(ffi.cast("uintptr_t", ptr))
         self._lock = threading.Lock()
         self._closed = False
+        self.dirty = DirtyBitmaps(PAGE_SIZE)
+        """Dirty pages per client (see :mod:`flatview.dirty`)."""
 
     # -- size ------------------------------------------------------------------
     @property

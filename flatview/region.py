@@ -15,6 +15,7 @@ from typing import Protocol
 
 import attrs
 
+from flatview.dirty import DirtyLogClient, DirtySnapshot
 from flatview.errors import RegionError
 from flatview.hostmem import HostMemoryError, RamBlock, page_align_up
 
@@ -67,29 +68,6 @@ class RegionKind(enum.Enum):
     def migratable(self) -> bool:
         """Logged by global (migration) dirty logging."""
         return self in (RegionKind.RAM, RegionKind.ROM, RegionKind.ROM_DEVICE)
-
-
-class DirtyLogClient(enum.IntFlag):
-    """Dirty-log clients, as QEMU's DIRTY_MEMORY_* bits."""
-
-    VGA = 1
-    CODE = 2
-    MIGRATION = 4
-
-    @classmethod
-    def parse(cls, client: object) -> DirtyLogClient:
-        """One client, by name (``"vga"``) or value (``DirtyLogClient.VGA``, 1)."""
-        if isinstance(client, str):
-            found = cls.__members__.get(client.upper())
-        elif isinstance(client, int) and not isinstance(client, bool):
-            found = next((c for c in cls if c.value == client), None)
-        else:
-            found = None
-        if found is None:
-            raise RegionError(
-                f"unknown dirty-log client {client!r} (expected vga, code or migration)"
-            )
-        return found
 
 
 MmioRead = Callable[[int, int], int]
@@ -478,6 +456,40 @@ class MemoryRegion:
             self._log_mask = (self._log_mask & ~c) | (c if delta > 0 else 0)
             if self._enabled:
                 self.system._mark_pending()
+
+    # -- dirty memory (QEMU's memory_region_get_dirty and friends) -------------------
+    def _dirty_window(self, offset: int, size: int, what: str) -> None:
+        if not self.has_ram_block:
+            raise RegionError(f"{what}({self.name!r}): only RAM-backed regions have dirty memory")
+        if not (isinstance(offset, int) and isinstance(size, int)) or (
+            offset < 0 or size < 0 or offset + size > self._size
+        ):
+            raise RegionError(
+                f"{what}({self.name!r}): [{offset!r}, +{size!r}) is outside the region "
+                f"(size {self._size:#x})"
+            )
+
+    def get_dirty(self, offset: int, size: int, client: DirtyLogClient | str) -> bool:
+        """Is any page of ``[offset, offset + size)`` dirty for ``client``?"""
+        self._dirty_window(offset, size, "get_dirty")
+        assert self.ram_block is not None
+        return self.ram_block.dirty.get(offset, size, DirtyLogClient.parse(client))
+
+    def snapshot_and_clear_dirty(
+        self, offset: int, size: int, client: DirtyLogClient | str
+    ) -> DirtySnapshot:
+        """Take and clear ``client``'s dirty pages of ``[offset, offset + size)``; the
+        snapshot answers ``get_dirty(offset, size)`` for sub-ranges."""
+        self._dirty_window(offset, size, "snapshot_and_clear_dirty")
+        assert self.ram_block is not None
+        return self.ram_block.dirty.snapshot_and_clear(offset, size, DirtyLogClient.parse(client))
+
+    def set_dirty(self, offset: int, size: int) -> None:
+        """Mark ``[offset, offset + size)`` dirty for the clients logging this region
+        (a device that wrote the block directly)."""
+        self._dirty_window(offset, size, "set_dirty")
+        assert self.ram_block is not None
+        self.ram_block.dirty.mark(offset, size, self.dirty_log_mask())
 
     # -- lifetime ---------------------------------------------------------------
     def close(self) -> None:

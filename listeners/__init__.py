@@ -6,8 +6,14 @@ the listener protocol itself is the model's (:class:`flatview.MemoryListener`).
 """
 
 from listeners.commit_window import CommitWindow
-from listeners.dirty import DirtyLog
-from listeners.kvm_listener import MODES, CommitReport, KvmMemoryListener, Mode, Queued
+from listeners.kvm_listener import (
+    MODES,
+    CommitReport,
+    KvmMemoryListener,
+    Mode,
+    Queued,
+    RegistrationError,
+)
 from listeners.planner import Plan, PlanCaps, PlanError, Slot, SlotOp, plan
 from listeners.recording import Event, RecordingListener, ResizeRecordingListener
 from listeners.report import Batch, ChangeClass, Summary, summarize, summary_line, trace_line
@@ -19,7 +25,6 @@ __all__ = [
     "ChangeClass",
     "CommitReport",
     "CommitWindow",
-    "DirtyLog",
     "Event",
     "KvmMemoryListener",
     "Mode",
@@ -28,6 +33,7 @@ __all__ = [
     "PlanError",
     "Queued",
     "RecordingListener",
+    "RegistrationError",
     "ResizeRecordingListener",
     "Slot",
     "SlotMapping",

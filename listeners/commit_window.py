@@ -76,6 +76,8 @@ class CommitWindow:
             if not fr.ram_writable:
                 return NOT_REPAIRED  # a write the new layout does not accept
             block.write(offset, exit.data[: exit.length])
+            if fr.dirty_log_mask:
+                block.dirty.mark(offset, exit.length, fr.dirty_log_mask)
             return None
         return block.read(offset, exit.length)
 

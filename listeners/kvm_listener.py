@@ -18,8 +18,9 @@ placements (:meth:`AddressSpace.placements`).
 * ``naive``: never pause, no repair (unsafe: it exists to show the tests can fail).
 
 Dirty bits of a logging slot are harvested right before the ioctl that would free
-them, into a per-block :class:`DirtyLog`, so re-slotting never loses them (exact
-while paused; otherwise every page of that slot is also marked dirty).
+them, into the dirty bitmaps of the block behind the slot (:mod:`flatview.dirty`;
+read them with ``MemoryRegion.get_dirty``), so re-slotting never loses them
+(exact while paused; otherwise every page of that slot is also marked dirty).
 
 Invariant, on every path: :attr:`slots` is exactly the kernel's slot table for
 this listener (it records each ioctl that succeeded, rollbacks included).  If an
@@ -40,8 +41,10 @@ from typing import Literal
 import attrs
 
 from flatview.address_space import AddressSpace
+from flatview.dirty import ALL_CLIENTS
 from flatview.errors import ConfigError
 from flatview.hostmem import PAGE_SIZE as PAGE
+from flatview.hostmem import RamBlock
 from flatview.listener import MemoryListener
 from flatview.section import MemoryRegionSection
 from kvm_backend.backend import MemslotBackend
@@ -49,7 +52,7 @@ from kvm_backend.errors import CommitError, KvmError
 from kvm_backend.memslot import KVM_MEM_MAX_NR_PAGES, slot_number
 from kvm_backend.vcpu_control import VcpuControl
 from listeners.commit_window import CommitWindow
-from listeners.dirty import DirtyLog
+from listeners.dirty import bitmap_pages, slot_pages
 from listeners.planner import Plan, PlanCaps, Slot, SlotOp, plan
 from listeners.report import Batch, Summary, summarize, summary_line
 from listeners.slot_layout import SlotMapping, cut_points, slot_mapping
@@ -58,6 +61,22 @@ Mode = Literal["auto", "optimistic", "quiesce", "naive"]
 MODES: tuple[Mode, ...] = ("auto", "optimistic", "quiesce", "naive")
 
 CallbackKind = Literal["del", "add", "resize", "nop", "log_start", "log_stop"]
+
+
+class RegistrationError(KvmError):
+    """Registering a KVM listener failed and so did deleting what it had mapped.
+
+    ``listener`` is not registered; its table names the slots left in the kernel:
+    call ``listener.close()`` to retry their deletes.
+    """
+
+    def __init__(self, listener: KvmMemoryListener, cause: KvmError) -> None:
+        super().__init__("register KVM listener", int(cause.errno or 0))
+        self.listener = listener
+        self.message = (
+            f"registering the KVM listener failed and so did its cleanup ({cause}); "
+            f"slots left in the kernel: {sorted(s.slot for s in listener.slots)}"
+        )
 
 
 @attrs.frozen(slots=True)
@@ -137,10 +156,11 @@ class KvmMemoryListener(MemoryListener):
         self.tree_aware = tree_aware
         self.qemu_like = qemu_like
         self.caps = PlanCaps(vm.nr_memslots, max_slot_size, slot_budget)
-        self.dirty = DirtyLog()
         self.window = CommitWindow(address_space) if mode == "optimistic" else None
         self.reports: list[CommitReport] = []
         self._slots: dict[int, Slot] = {}
+        self._blocks: dict[int, RamBlock] = {}
+        """The blocks behind the mappings it was told about, by ``RamBlock.id``."""
         self._told: dict[int, SlotMapping] = {}
         """The view as told: section start -> the slot mapping it asks for."""
         self._queue: list[Queued] = []
@@ -151,7 +171,11 @@ class KvmMemoryListener(MemoryListener):
         """Held by a commit and by dirty-log syncs: ``sync_dirty_log`` may run on any
         thread but a vCPU's while commits run (a vCPU thread would deadlock with a
         commit that waits for it to park)."""
-        address_space.add_listener(self)  # unregisters us again if the replay fails
+        try:
+            address_space.add_listener(self)  # unregisters us again if the replay fails
+        except BaseException as e:
+            self._abandon(e)
+            raise
         if vcpus is not None:
             vcpus.set_commit_window(self.window)
 
@@ -180,6 +204,18 @@ class KvmMemoryListener(MemoryListener):
             self.apply()
         if self.vcpus is not None and self.window is not None:
             self.vcpus.set_commit_window(None)
+
+    def _abandon(self, error: BaseException) -> None:
+        """The constructor failed: delete whatever a failed rollback left mapped (the
+        caller gets no object to close).  If even that fails, raise
+        :class:`RegistrationError`, which carries the listener to ``close()`` later."""
+        if not self._slots:
+            return
+        self._told.clear()
+        try:
+            self.apply()
+        except KvmError as e:
+            raise RegistrationError(self, e) from error
 
     # -- queued callbacks -------------------------------------------------------------
     def begin(self) -> None:
@@ -219,9 +255,13 @@ class KvmMemoryListener(MemoryListener):
         self.apply(tuple(q.kind for q in queued), batch)
 
     def _mapping(self, section: MemoryRegionSection) -> SlotMapping | None:
-        return slot_mapping(
+        m = slot_mapping(
             section.range, readonly_mem=self.vm.readonly_mem, qemu_compat=self.qemu_compat
         )
+        block = section.region.ram_block
+        if m is not None and block is not None:
+            self._blocks[block.id] = block
+        return m
 
     def _take(self, queued: tuple[Queued, ...]) -> Batch:
         """Apply the queued callbacks to the view as told; the slot-level change."""
@@ -288,6 +328,8 @@ class KvmMemoryListener(MemoryListener):
             paused_ns = self._execute(p)
             assert self._slots == {s.slot: s for s in p.slots_after}
             self._in_sync = True
+            live = {m.block for m in self._told.values()}
+            self._blocks = {k: b for k, b in self._blocks.items() if k in live}
         report = CommitReport(
             p,
             paused_ns > 0,
@@ -312,7 +354,9 @@ class KvmMemoryListener(MemoryListener):
         t0 = time.perf_counter_ns()
         bitmap = self.vm.get_dirty_log(slot_number(self.as_id, slot))
         self._ioctl_ns += time.perf_counter_ns() - t0
-        self.dirty.merge_bitmap(mapping, bitmap)
+        block = self._blocks.get(mapping.block)
+        if block is not None:
+            block.dirty.mark_pages(bitmap_pages(mapping, bitmap), ALL_CLIENTS)
 
     def _ioctl(self, slot: int, m: SlotMapping, *, delete: bool = False) -> None:
         """One KVM_SET_USER_MEMORY_REGION; on success the table records it."""
@@ -398,7 +442,9 @@ class KvmMemoryListener(MemoryListener):
         self._ioctl(op.slot, op.mapping, delete=op.op == "delete")
         if op.harvest and op.old is not None and not exact:
             # a write between the harvest and the ioctl cannot be told apart: report all
-            self.dirty.mark_all(op.old)
+            block = self._blocks.get(op.old.block)
+            if block is not None:
+                block.dirty.mark_pages(slot_pages(op.old), ALL_CLIENTS)
 
     def _rollback(self, done: list[SlotOp]) -> tuple[bool, str]:
         for op in reversed(done):

@@ -30,11 +30,10 @@ def test_no_dirty_page_is_lost_across_reslotting(kvm: Kvm, mode: Mode) -> None:
         shaper = Reshaper(h, seed=5)
         h.data_region.log_start("migration")
         kl = KvmMemoryListener(h.vm, shaper.space, vcpus=h.runner, mode=mode)
-        block = h.data.id
         h.start()
         h.runner.pause_all()
         kl.sync_dirty_log()
-        kl.dirty.pages(block, clear=True)
+        h.take_dirty()
         before = snapshot(h)
         h.runner.resume_all()
         changed_total = reported_total = deleted = 0
@@ -50,7 +49,9 @@ def test_no_dirty_page_is_lost_across_reslotting(kvm: Kvm, mode: Mode) -> None:
             h.wait_sweeps(1, timeout=1.0)
             h.runner.pause_all()
             kl.sync_dirty_log()
-            dirty = kl.dirty.pages(block, clear=True)
+            dirty = set(
+                h.data_region.snapshot_and_clear_dirty(0, h.data_region.size, "migration").pages
+            )
             after = snapshot(h)
             h.runner.resume_all()
             changed = {p for p in range(h.pages) if after[p] != before[p]}

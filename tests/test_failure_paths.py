@@ -22,7 +22,7 @@ from flatview import AddressSpace, ConfigError, MemoryRegionSection, MemorySyste
 from flatview.region import MemoryRegion
 from kvm_backend import CommitError, Kvm, Memslot, MemslotBackend, SimKvm, SimVm
 from kvm_backend.testing.fault_injection import FaultInjector
-from listeners import KvmMemoryListener, RecordingListener, desired_mappings
+from listeners import KvmMemoryListener, RecordingListener, RegistrationError, desired_mappings
 from listeners.planner import Slot
 
 MB = 1 << 20
@@ -230,6 +230,8 @@ class ListenerLifecycle(RuleBasedStateMachine):
         self.buggy.armed = False
         self.space.add_listener(self.buggy)
         self.logging = False
+        self.expected: set[int] = set()
+        """Pages of ``ram`` written while logged: each must be reported dirty."""
 
     def _commit(self, change: Callable[[], None]) -> None:
         with contextlib.suppress(CommitError, RuntimeError):
@@ -280,6 +282,12 @@ class ListenerLifecycle(RuleBasedStateMachine):
         self.space.add_listener(self.buggy)
         try:
             self.kl = KvmMemoryListener(self.vm, self.space)
+        except RegistrationError as e:  # the rollback and the cleanup failed too
+            assert listener_table(e.listener) == kernel_table(self.vm)
+            assert self.space.listeners == (self.buggy,)
+            self.vm.clear()
+            e.listener.close()
+            assert self.vm.slots() == {}
         except CommitError:
             assert self.vm.slots() == {} and self.space.listeners == (self.buggy,)
 
@@ -287,6 +295,30 @@ class ListenerLifecycle(RuleBasedStateMachine):
     def sync(self) -> None:
         if self.kl is not None:
             self.kl.sync_dirty_log()
+
+    @rule(page=st.integers(0x100, 0x1FF))
+    def device_write(self, page: int) -> None:
+        self.space.write(page * 4096, b"d")
+        if self.logging:
+            self.expected.add(page)
+
+    @rule(page=st.integers(0x100, 0x1FF))
+    def guest_write(self, page: int) -> None:
+        sim = self.vm.backend
+        if not isinstance(sim, SimVm):
+            return  # real KVM: the guest-side writes are the race tests' business
+        gpa = page * 4096
+        logged = any(ms.gpa <= gpa < ms.end and ms.dirty_logging for ms in sim.slots().values())
+        if sim.touch(gpa) and logged:
+            self.expected.add(page)
+
+    @rule()
+    def take_dirty(self) -> None:
+        if self.kl is not None:
+            self.kl.sync_dirty_log()
+        snap = self.ram.snapshot_and_clear_dirty(0, self.ram.size, "migration")
+        assert self.expected <= snap.pages, f"lost dirty pages {self.expected - snap.pages}"
+        self.expected.clear()
 
     @invariant()
     def table_is_the_kernels(self) -> None:
@@ -339,3 +371,64 @@ def test_listener_lifecycle_on_real_kvm(kvm: Kvm) -> None:
         )
     finally:
         KVM = None
+
+
+def _two_ram_space() -> AddressSpace:
+    s = MemorySystem()
+    root = s.container("system", 2**64)
+    root.add_subregion(0, s.ram("low", MB))
+    root.add_subregion(0x1000_0000, s.ram("high", MB))
+    return AddressSpace(root, "memory")
+
+
+def test_failed_constructor_whose_rollback_fails_still_deletes_what_it_mapped() -> None:
+    space = _two_ram_space()
+    vm = FaultInjector(SimVm())
+    vm.inject_failure(1, errno.ENOMEM)  # the second create
+    vm.inject_failure(2, errno.EFAULT)  # the undo of the first
+    with pytest.raises(CommitError) as ei:
+        KvmMemoryListener(vm, space)
+    assert not ei.value.rolled_back
+    assert vm.slots() == {} and space.listeners == ()  # the cleanup deleted it
+
+
+def test_failed_constructor_whose_cleanup_fails_hands_over_the_listener_to_close() -> None:
+    space = _two_ram_space()
+    vm = FaultInjector(SimVm())
+    for k, err in ((1, errno.ENOMEM), (2, errno.EFAULT), (3, errno.EFAULT)):
+        vm.inject_failure(k, err)
+    with pytest.raises(RegistrationError, match="slots left in the kernel: \\[0\\]") as ei:
+        KvmMemoryListener(vm, space)
+    assert space.listeners == () and listener_table(ei.value.listener) == vm.slots() != {}
+    ei.value.listener.close()
+    assert vm.slots() == {}
+
+
+def test_writes_through_the_address_space_are_dirty_for_the_logging_clients() -> None:
+    _, root, _, space = board()
+    ram = root.subregions[-1]
+    ram.log_start("vga")
+    space.write(0x3000, b"x" * 0x1001)  # two pages
+    assert ram.get_dirty(0x3000, 1, "vga") and ram.get_dirty(0x4000, 1, "vga")
+    assert not ram.get_dirty(0, 0x3000, "vga") and not ram.get_dirty(0, ram.size, "migration")
+    snap = ram.snapshot_and_clear_dirty(0, 0x10000, "vga")
+    assert snap.pages == {3, 4} and snap.get_dirty(0x4000, 0x1000)
+    assert not ram.get_dirty(0, ram.size, "vga")
+    ram.log_stop("vga")
+    space.write(0x3000, b"y")  # nobody logs: nothing is marked
+    assert not ram.get_dirty(0, ram.size, "vga")
+
+
+def test_writes_completed_by_optimistic_repair_are_dirty() -> None:
+    from kvm_backend import MmioExit
+    from listeners import CommitWindow
+
+    _, root, _, space = board()
+    ram = root.subregions[-1]
+    ram.log_start("migration")
+    window = CommitWindow(space)
+    window.begin()
+    window.end()  # a commit ran since the vCPU entered (generation 0)
+    assert window.mmio(MmioExit(0x5000, True, 4, b"abcd"), entry_generation=0) is None
+    assert space.read(0x5000, 4) == b"abcd"
+    assert ram.get_dirty(0x5000, 4, "migration")

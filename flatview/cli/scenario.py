@@ -15,8 +15,9 @@ import yaml
 
 from flatview.address_space import AddressSpace
 from flatview.cli.numbers import parse_number
+from flatview.dirty import DirtyLogClient
 from flatview.errors import FlatviewError, InputError, read_input
-from flatview.region import DirtyLogClient, MemoryRegion, MmioOps, RegionKind
+from flatview.region import MemoryRegion, MmioOps, RegionKind
 from flatview.system import MemorySystem
 
 

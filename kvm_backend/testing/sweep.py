@@ -161,6 +161,11 @@ class SweepHarness:
             struct.unpack_from("<Q", buf, guest.progress_addr(i))[0] for i in range(len(self.vcpus))
         )
 
+    def take_dirty(self, client: str = "migration") -> set[int]:
+        """Take and clear ``client``'s dirty pages of the data region (page indices)."""
+        r = self.data_region
+        return set(r.snapshot_and_clear_dirty(0, r.size, client).pages)
+
     def wait_sweeps(self, n: int, timeout: float = 10.0) -> bool:
         """Wait until every vCPU has completed ``n`` more sweeps."""
         buf = self.system.buffer()
