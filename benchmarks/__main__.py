@@ -1,6 +1,6 @@
 """``python -m benchmarks NAME [--smoke] [--plot OUT.png]``.
 
-NAME: render, kick, pc_boot, overhead, vcpu_scaling, race_soak (``all`` runs each).
+NAME: render, kick, pc_boot, overhead, vcpu_scaling, race_soak, dump_diff (``all`` runs each).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import importlib
 import sys
 
 PLOTTED = ("vcpu_scaling", "pc_boot")
-NAMES = ("render", "kick", "pc_boot", "overhead", "vcpu_scaling", "race_soak")
+NAMES = ("render", "kick", "pc_boot", "overhead", "vcpu_scaling", "race_soak", "dump_diff")
 
 
 def main(argv: list[str] | None = None) -> int:

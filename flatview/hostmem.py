@@ -43,6 +43,10 @@ class HostMemoryError(FlatviewError, OSError):
 
     def __init__(self, message: str, err: int) -> None:
         super().__init__(err, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def page_align_up(n: int) -> int:

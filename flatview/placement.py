@@ -11,7 +11,7 @@ cached per address space by the system's structure generation.
 
 from __future__ import annotations
 
-import attrs
+from typing import NamedTuple
 
 from flatview.region import ADDR_SPACE_END, MemoryRegion, RegionKind
 
@@ -19,8 +19,9 @@ MAX_DEPTH = 32
 """Alias chains and nesting deeper than this are not followed."""
 
 
-@attrs.frozen(slots=True)
-class Placement:
+class Placement(NamedTuple):
+    """An immutable value (a named tuple: one is made per region per structure change)."""
+
     region: MemoryRegion
     start: int
     """Guest-physical address of the region's offset 0 (may lie outside the window)."""

@@ -287,19 +287,27 @@ class MemoryRegion:
     # -- tree mutations --------------------------------------------------------
     def add_subregion(self, offset: int, child: MemoryRegion, priority: int = 0) -> None:
         """Map ``child`` at ``offset`` inside this region (QEMU's add_subregion_overlap)."""
-        where = f"add_subregion({self.name!r}, {offset!r}, {child.name!r})"
+
+        def fail(problem: str) -> RegionError:
+            return RegionError(
+                f"add_subregion({self.name!r}, {offset!r}, {child.name!r}): {problem}"
+            )
+
         if child.system is not self.system:
-            raise RegionError(f"{where}: regions belong to different systems")
+            raise fail("regions belong to different systems")
         if child._parent is not None:
-            raise RegionError(f"{where}: {child.name!r} already has parent {child._parent.name!r}")
+            raise fail(f"{child.name!r} already has parent {child._parent.name!r}")
         if self.kind is RegionKind.ALIAS:
-            raise RegionError(f"{where}: an alias cannot have subregions")
+            raise fail("an alias cannot have subregions")
         if child is self or child._reaches(self):
-            raise RegionError(f"{where}: would create a cycle")
-        if not isinstance(priority, int):
-            raise RegionError(f"{where}: priority must be an integer")
-        self._check_fits(offset, child.size, where)
-        self.system._check_mutable(where)
+            raise fail("would create a cycle")
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise fail("priority must be an integer")
+        if not isinstance(offset, int) or not 0 <= offset < ADDR_SPACE_END:
+            raise fail(f"offset {offset!r} outside the 64-bit space")
+        if offset + child._size > ADDR_SPACE_END:
+            raise fail(f"[{offset:#x}, +{child._size:#x}) is wider than the 64-bit space")
+        self.system._check_mutable("add_subregion")
         with self.system.transaction():
             child._priority = priority
             child._addr = offset
@@ -317,10 +325,12 @@ class MemoryRegion:
         self._subregions.append(child)
 
     def del_subregion(self, child: MemoryRegion) -> None:
-        where = f"del_subregion({self.name!r}, {child.name!r})"
         if child._parent is not self:
-            raise RegionError(f"{where}: {child.name!r} is not a subregion of {self.name!r}")
-        self.system._check_mutable(where)
+            raise RegionError(
+                f"del_subregion({self.name!r}, {child.name!r}): {child.name!r} is not a "
+                f"subregion of {self.name!r}"
+            )
+        self.system._check_mutable("del_subregion")
         with self.system.transaction():
             self._subregions.remove(child)
             child._parent = None

@@ -9,7 +9,6 @@ query costs what it looks at: the events since the instant asked about.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 
 import attrs
@@ -72,44 +71,70 @@ class Timeline:
 
         Only the slots changed between the two instants can leave a hole (an
         unchanged slot cannot overlap a changed one at any instant), so only they
-        are replayed.
+        are looked at: each of their states is a segment of gpa and of time, and one
+        sweep over the segments' edges finds, per piece of gpa, its mapping at both
+        ends and how many intermediate states left it unmapped.  O(n log n) in the
+        number of changes.
         """
         t1 = self.now if t1 is None else t1
         window = self._events[t0:t1]
+        m = len(window)
         touched = {slot for slot, _, _ in window if slot >> 16 == as_id}
-        state = self.slots_at(t0, touched)
-        states = [list(state.values())]
-        for slot, _before, after in window:
-            if slot in touched:
-                if after is None:
-                    state.pop(slot, None)
-                else:
-                    state[slot] = after
-            states.append(list(state.values()))
-        cuts = sorted({b for st in states for ms in st for b in (ms.gpa, ms.end)})
+        # segments: (gpa lo, gpa hi, first instant alive, first instant gone, memslot)
+        segments: list[tuple[int, int, int, int, Memslot]] = []
+        alive: dict[int, tuple[int, Memslot]] = {
+            k: (0, ms) for k, ms in self.slots_at(t0, touched).items()
+        }
+        for k, (slot, _before, after) in enumerate(window, 1):
+            if slot not in touched:
+                continue
+            old = alive.pop(slot, None)
+            if old is not None:
+                segments.append((old[1].gpa, old[1].end, old[0], k, old[1]))
+            if after is not None:
+                alive[slot] = (k, after)
+        for since, ms in alive.values():
+            segments.append((ms.gpa, ms.end, since, m + 1, ms))
+        edges: list[tuple[int, int, int]] = []  # (gpa, 0 = remove / 1 = add, segment index)
+        for n, (lo, hi, _, _, _) in enumerate(segments):
+            edges.append((lo, 1, n))
+            edges.append((hi, 0, n))
+        edges.sort()
+        inner = max(m - 1, 0)  # intermediate states: instants 1 .. m-1
+        active: set[int] = set()
+        covered = 0
         out: list[Hole] = []
-        for lo, hi in itertools.pairwise(cuts):
-            first = _lookup(states[0], lo, as_id)
-            last = _lookup(states[-1], lo, as_id)
-            if first is None or last is None:
+        for e, (pos, kind, n) in enumerate(edges):
+            _, _, since, gone, _ = segments[n]
+            span = max(0, min(gone, m) - max(since, 1))
+            if kind:
+                active.add(n)
+                covered += span
+            else:
+                active.discard(n)
+                covered -= span
+            nxt = edges[e + 1][0] if e + 1 < len(edges) else pos
+            if nxt <= pos or not active:
                 continue
-            steps = sum(1 for st in states[1:-1] if _lookup(st, lo, as_id) is None)
-            if steps == 0:
+            first = next((segments[a][4] for a in active if segments[a][2] == 0), None)
+            last = next((segments[a][4] for a in active if segments[a][3] == m + 1), None)
+            steps = inner - covered
+            if first is None or last is None or steps <= 0:
                 continue
-            same = first == last
+            same = (first.hva_of(pos), first.readonly) == (last.hva_of(pos), last.readonly)
             prev = out[-1] if out else None
             if (
                 prev
-                and prev.gpa + prev.size == lo
+                and prev.gpa + prev.size == pos
                 and (prev.steps, prev.same_mapping)
                 == (
                     steps,
                     same,
                 )
             ):
-                out[-1] = Hole(prev.gpa, prev.size + hi - lo, steps, same)
+                out[-1] = Hole(prev.gpa, prev.size + nxt - pos, steps, same)
             else:
-                out.append(Hole(lo, hi - lo, steps, same))
+                out.append(Hole(pos, nxt - pos, steps, same))
         return out
 
 

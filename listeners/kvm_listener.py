@@ -101,6 +101,8 @@ class CommitReport:
     duration_ns: int
     """Planning plus ioctls."""
     callbacks: tuple[str, ...]
+    pause_needed: bool = False
+    """The listener's mode pauses the vCPUs for this plan (whether or not it has any)."""
     ioctl_ns: int = 0
     """Time spent inside memslot ioctls (and dirty-log harvests)."""
     batch: Batch = attrs.field(factory=Batch)
@@ -306,6 +308,11 @@ class KvmMemoryListener(MemoryListener):
             qemu_like=self.qemu_like,
         )
 
+    def pauses_for(self, p: Plan) -> bool:
+        """Does this listener's mode pause the vCPUs for ``p``?  ``auto``: when an op
+        is protected; ``quiesce``: when there is any op; never otherwise."""
+        return (self.mode == "quiesce" and bool(p.ops)) or (self.mode == "auto" and p.needs_pause)
+
     def _cut_points(self) -> frozenset[int]:
         """Where the tree may cut a mapping later: from the space's cached placements,
         recomputed only when those change."""
@@ -336,6 +343,7 @@ class KvmMemoryListener(MemoryListener):
             paused_ns,
             time.perf_counter_ns() - t0,
             callbacks,
+            self.pauses_for(p),
             self._ioctl_ns,
             batch if batch is not None else Batch(),
         )
@@ -379,9 +387,7 @@ class KvmMemoryListener(MemoryListener):
     def _execute(self, p: Plan) -> int:
         """Run the plan; returns the ns vCPUs were paused.  Rolls back on failure."""
         vcpus = self.vcpus
-        pause_all = vcpus is not None and (
-            (self.mode == "quiesce" and bool(p.ops)) or (self.mode == "auto" and p.needs_pause)
-        )
+        pause_all = vcpus is not None and self.pauses_for(p)
         window = self.window if p.needs_pause else None
         done: list[SlotOp] = []
         paused_at = 0

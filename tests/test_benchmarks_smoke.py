@@ -75,3 +75,12 @@ def test_race_soak_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert res["ok"] is True
     assert res["naive"]["faults"] > 0
     assert res["auto"]["faults"] == res["optimistic"]["faults"] == 0
+
+
+def test_dump_diff_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import dump_diff
+
+    dump_diff.main(smoke=True)
+    rows = json.loads(capsys.readouterr().out)["results"]["rows"]
+    assert [r["ranges"] for r in rows] == [500, 2000]
+    assert all(r["diff_s"] > 0 and r["replay_peak_mb"] > 0 for r in rows)

@@ -72,7 +72,7 @@ def test_golden_output(name: str) -> None:
                 "classes",
                 "remapped_bytes",
                 "unchanged_bytes_unmapped",
-                "paused",
+                "pause_needed",
                 "slots_after",
             } <= set(step)
             assert set(doc["totals"]) >= {"ioctls", "remapped_bytes"}

@@ -26,6 +26,8 @@ class DumpRange:
     offset: int
     nonvolatile: bool = False
     line: int = 0
+    path: str = ""
+    """The dump it was read from ("" for ranges of a rendered view)."""
 
     @property
     def addr(self) -> int:
@@ -49,6 +51,9 @@ class DumpRange:
         return self.type in ("rom", "romd")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def parse_dump(text: str, path: str) -> dict[str, list[DumpRange]]:
     """Address-space name -> its flat ranges; every AS of a FlatView block gets them."""
     spaces: dict[str, list[DumpRange]] = {}
@@ -65,6 +70,9 @@ def parse_dump(text: str, path: str) -> dict[str, list[DumpRange]]:
 
     lineno = 0
     for lineno, line in enumerate(text.splitlines(), 1):
+        bad = _CONTROL.search(line)
+        if bad is not None:
+            raise InputError(path, lineno, f"control character {bad.group()!r}")
         if not line.strip():
             continue
         if line.startswith("FlatView #"):
@@ -102,7 +110,9 @@ def parse_dump(text: str, path: str) -> dict[str, list[DumpRange]]:
             raise InputError(path, lineno, "range without a region name")
         if ranges and start < ranges[-1].start + ranges[-1].size:
             raise InputError(path, lineno, "ranges overlap or are out of order")
-        ranges.append(DumpRange(start, end - start + 1, typ, rest, offset, nv, lineno))
+        if offset + (end - start + 1) > 2**64:
+            raise InputError(path, lineno, f"@{offset:x} runs past the end of the 64-bit space")
+        ranges.append(DumpRange(start, end - start + 1, typ, rest, offset, nv, lineno, path))
     if current is None:
         raise InputError(path, lineno, "no 'FlatView #N' block (truncated or not a dump)")
     close()

@@ -75,7 +75,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         spaces = list(sc.spaces.values())
         if args.json:
             if not args.flat:
-                raise FlatviewError("show: --json needs --flat")
+                raise FlatviewError("--json needs --flat")
             print(json.dumps(flat_json(spaces), indent=2))
         elif args.flat:
             sys.stdout.write(format_flat(spaces))
@@ -102,7 +102,7 @@ def _print_facts(facts: dict[str, Any]) -> None:
     print(
         f"summary: {n} ioctls, remapped {facts['remapped_bytes']:#x} bytes, unchanged "
         f"unmapped {facts['unchanged_bytes_unmapped']:#x}, pause "
-        f"{'needed' if facts['paused'] else 'not needed'}; "
+        f"{'needed' if facts['pause_needed'] else 'not needed'}; "
         f"QEMU-style full re-slot: {q['ioctls']} ioctls, {q['unmapped_bytes']:#x} bytes "
         f"unmapped"
     )
@@ -115,9 +115,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
     pair = diff_refs(a, b, args.address_space)
     d = range_diff(pair.a, pair.b)
     facts = pair.facts
-    facts["paused"] = bool(
-        facts["paused"] or facts["remapped_bytes"] or facts["unchanged_bytes_unmapped"]
-    )
     if args.json:
         out = dict(facts)
         out.update(
@@ -168,7 +165,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(
         f"totals: {t['steps']} steps, {t['ioctls']} ioctls (QEMU-style "
         f"{t['qemu_style_ioctls']}), remapped {t['remapped_bytes']:#x}, unchanged unmapped "
-        f"{t['unchanged_bytes_unmapped']:#x}, {t['paused_steps']} steps needed a pause"
+        f"{t['unchanged_bytes_unmapped']:#x}, {t['pause_needed_steps']} steps needed a pause"
     )
     return 0
 
@@ -178,7 +175,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     from flatview.cli.svgmap import render_html, render_svg
 
     if not args.svg and not args.html:
-        raise FlatviewError("map: give --svg OUT or --html OUT")
+        raise FlatviewError("give --svg OUT or --html OUT")
     a = Ref.parse(args.a)
     if args.b:
         b = Ref.parse(args.b)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -33,9 +34,11 @@ class Ref:
 
     @classmethod
     def parse(cls, text: str) -> Ref:
-        if looks_like_dump(text.split("@", 1)[0]) and "@" not in text:
-            return cls(text, None, True)
-        path, _, step = text.rpartition("@") if "@" in text else (text, "", "")
+        """A path that names a file is that file, ``@`` in its folders included;
+        otherwise the text after the last ``@`` is a scenario step."""
+        if Path(text).is_file() or "@" not in text:
+            return cls(text, None, looks_like_dump(text))
+        path, _, step = text.rpartition("@")
         if looks_like_dump(path):
             raise InputError(path, 0, "a dump file takes no '@STEP'")
         return cls(path, step or None, False)
@@ -87,7 +90,6 @@ def slot_json(s: Slot) -> dict[str, Any]:
 def plan_facts(
     name: str,
     report: CommitReport | None,
-    paused: bool,
     unchanged: int,
     slots: Sequence[Slot],
     as_id: int = 0,
@@ -114,7 +116,7 @@ def plan_facts(
         ],
         "remapped_bytes": plan.remapped_bytes if plan is not None else 0,
         "unchanged_bytes_unmapped": unchanged,
-        "paused": paused,
+        "pause_needed": report.pause_needed if report is not None else False,
         "qemu_style": {
             "ioctls": summary.qemu_ioctls if summary is not None else 0,
             "unmapped_bytes": summary.qemu_unmapped_bytes if summary is not None else 0,
@@ -155,12 +157,11 @@ class Driver:
             unchanged = sum(h.size for h in timeline.holes(t0) if h.same_mapping)
         else:
             unchanged = report.plan.unchanged_bytes_unmapped
-        paused = any(r.paused for r in reports)
-        return plan_facts(name, report, paused, unchanged, self.listener.slots)
+        return plan_facts(name, report, unchanged, self.listener.slots)
 
     def initial_facts(self, name: str) -> dict[str, Any]:
         """The registration commit that laid out the first state."""
-        return plan_facts(name, self.listener.last_report, False, 0, self.listener.slots)
+        return plan_facts(name, self.listener.last_report, 0, self.listener.slots)
 
 
 @attrs.define
@@ -251,7 +252,7 @@ def replay(
         "ioctls": sum(len(s["ioctls"]) for s in steps),
         "remapped_bytes": sum(s["remapped_bytes"] for s in steps),
         "unchanged_bytes_unmapped": sum(s["unchanged_bytes_unmapped"] for s in steps),
-        "paused_steps": sum(1 for s in steps if s["paused"]),
+        "pause_needed_steps": sum(1 for s in steps if s["pause_needed"]),
         "qemu_style_ioctls": sum(s["qemu_style"]["ioctls"] for s in steps),
     }
     return {"steps": steps, "totals": totals}

@@ -35,24 +35,43 @@ class Node:
         self.key_line = line
         """For a mapping value: the line of its key (where an unknown key is reported)."""
 
+    def plain(self) -> Any:
+        """The value without line numbers (for messages)."""
+        if isinstance(self.value, dict):
+            return {k: v.plain() for k, v in self.value.items()}
+        if isinstance(self.value, list):
+            return [v.plain() for v in self.value]
+        return self.value
 
-def _convert(node: yaml.Node, path: str) -> Node:
+
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists a scenario may have."""
+MAX_NODES = 200_000
+"""Most values a scenario may expand to (YAML aliases included: no alias bombs)."""
+
+
+def _convert(node: yaml.Node, path: str, budget: list[int], depth: int = 0) -> Node:
     line = node.start_mark.line + 1
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ScenarioError(path, line, f"more than {MAX_NODES} values (YAML aliases included)")
+    if depth > MAX_DEPTH:
+        raise ScenarioError(path, line, f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Node] = {}
         for k, v in node.value:
-            key = _convert(k, path)
-            if not isinstance(key.value, (str, int)):
+            key = _convert(k, path, budget, depth + 1)
+            if not isinstance(key.value, (str, int)) or isinstance(key.value, bool):
                 raise ScenarioError(path, key.line, "mapping keys must be names")
             name = str(key.value)
             if name in out:
                 raise ScenarioError(path, key.line, f"duplicate key {name!r}")
-            converted = _convert(v, path)
+            converted = _convert(v, path, budget, depth + 1)
             converted.key_line = key.line
             out[name] = converted
         return Node(out, line)
     if isinstance(node, yaml.SequenceNode):
-        return Node([_convert(v, path) for v in node.value], line)
+        return Node([_convert(v, path, budget, depth + 1) for v in node.value], line)
     assert isinstance(node, yaml.ScalarNode)
     loader = yaml.SafeLoader("")
     try:
@@ -70,11 +89,17 @@ def load_yaml(text: str, path: str) -> Node:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else 1
         raise ScenarioError(path, line, f"bad YAML: {e.problem or e.context}") from None
+    except yaml.reader.ReaderError as e:
+        line = text[: e.position].count("\n") + 1
+        char = chr(e.character) if isinstance(e.character, int) else e.character
+        raise ScenarioError(path, line, f"bad YAML: control character {char!r}") from None
     except yaml.YAMLError as e:
-        raise ScenarioError(path, 1, f"bad YAML: {e}") from None
+        raise ScenarioError(path, 1, f"bad YAML: {e}".splitlines()[0]) from None
+    except RecursionError:
+        raise ScenarioError(path, 1, f"nested deeper than {MAX_DEPTH} levels") from None
     if root is None:
         raise ScenarioError(path, 1, "empty file")
-    return _convert(root, path)
+    return _convert(root, path, [MAX_NODES])
 
 
 # -- the scenario ------------------------------------------------------------------------
@@ -191,15 +216,22 @@ class Scenario:
             raise self._err(node, f"{what}: expected true or false, got {node.value!r}")
         return node.value
 
+    def _name(self, node: Node, what: str) -> str:
+        if not isinstance(node.value, str):
+            raise self._err(node, f"{what} must be a string, got {node.plain()!r}")
+        return node.value
+
     def _region(self, node: Node) -> MemoryRegion:
-        name = node.value
-        if not isinstance(name, str) or name not in self.regions:
+        name = self._name(node, "a region name")
+        if name not in self.regions:
             raise self._err(node, f"unknown region {name!r}")
         return self.regions[name]
 
     def _library(self, node: Node, fn: Callable[[], object]) -> None:
         try:
             fn()
+        except InputError:
+            raise  # already names the file and line
         except FlatviewError as e:
             raise self._err(node, str(e)) from None
 
@@ -214,7 +246,7 @@ class Scenario:
                 spec = self._mapping(spec_node, f"region {name!r}")
                 self._check_keys(spec, REGION_KEYS, f"region {name!r}")
                 target = spec.get("target")
-                if target is not None and target.value in pending:
+                if target is not None and self._name(target, "an alias target") in pending:
                     continue
                 self._build_region(name, spec_node, spec)
                 del pending[name]
@@ -302,7 +334,11 @@ class Scenario:
         for step in node.value:
             spec = self._mapping(step, "a step")
             self._check_keys(spec, {"name", "ops"}, "a step")
-            name = str(spec["name"].value) if "name" in spec else f"step{len(self.steps) + 1}"
+            name = (
+                self._name(spec["name"], "a step name")
+                if "name" in spec
+                else f"step{len(self.steps) + 1}"
+            )
             if name in names:
                 raise self._err(spec.get("name") or step, f"duplicate step name {name!r}")
             names.add(name)

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 
 from flatview.address_space import AddressSpace
 from flatview.cli.dump import DumpRange
+from flatview.errors import FlatviewError, InputError
 from flatview.flatrange import FlatView
 from flatview.hostmem import PAGE_SIZE, page_align_up
-from flatview.region import MemoryRegion, MmioOps
+from flatview.region import MemoryRegion, MmioOps, RegionKind
 from flatview.system import MemorySystem
 
 
@@ -35,42 +36,57 @@ class SnapshotTree:
     def __init__(self, states: Sequence[Sequence[DumpRange]]) -> None:
         self.system = MemorySystem()
         self.root = self.system.container("snapshot", 2**64)
-        need: dict[str, tuple[str, int]] = {}
+        need: dict[str, tuple[str, int, DumpRange]] = {}
         for state in states:
             for r in state:
-                typ, size = need.get(r.region, (r.type, 0))
-                need[r.region] = (typ if typ != "i/o" else r.type, max(size, r.offset + r.size))
+                typ, size, widest = need.get(r.region, (r.type, 0, r))
+                if r.offset + r.size > size:
+                    size, widest = r.offset + r.size, r
+                need[r.region] = (typ if typ != "i/o" else r.type, size, widest)
         self.blocks: dict[str, MemoryRegion] = {}
-        s = self.system
-        for name, (typ, size) in need.items():
-            size = max(page_align_up(size), PAGE_SIZE)
-            if typ == "romd":
-                self.blocks[name] = s.rom_device(name, size, MmioOps())
-            elif typ == "ramd":
-                self.blocks[name] = s.ram_device(name, size)
-            elif typ in ("ram", "rom"):
-                self.blocks[name] = s.ram(name, size)
-            else:
-                self.blocks[name] = s.mmio(name, size, MmioOps())
-        self.current: list[MemoryRegion] = []
+        for name, (typ, size, widest) in need.items():
+            try:
+                self.blocks[name] = self._block(name, typ, max(page_align_up(size), PAGE_SIZE))
+            except FlatviewError as e:
+                self.close()
+                raise InputError(widest.path or "(view)", widest.line, str(e)) from None
+        self.current: MemoryRegion | None = None
+        self._shown = 0
         self.space = AddressSpace(self.root, "memory")
 
+    def _block(self, name: str, typ: str, size: int) -> MemoryRegion:
+        s = self.system
+        if typ == "romd":
+            return s.rom_device(name, size, MmioOps())
+        if typ == "ramd":
+            return s.ram_device(name, size)
+        if typ in ("ram", "rom"):
+            return s.ram(name, size)
+        return s.mmio(name, size, MmioOps())
+
     def show(self, state: Sequence[DumpRange]) -> None:
-        """Replace the current state by ``state`` in one transaction."""
+        """Replace the current state by ``state`` in one transaction: the state's
+        aliases are built in a container of their own, swapped in for the last one."""
+        layer = self.system.container(f"state#{self._shown}", 2**64)
+        self._shown += 1
         with self.system.transaction():
-            for alias in self.current:
-                self.root.del_subregion(alias)
-            self.current = []
             for i, r in enumerate(state):
-                alias = self.system.alias(
-                    f"{r.region}#{i}", self.blocks[r.region], r.offset, r.size
-                )
+                block = self.blocks[r.region]
+                alias = self.system.alias(f"{r.region}#{i}", block, r.offset, r.size)
                 if r.type == "rom":
                     alias.set_readonly(True)
                 if r.nonvolatile:
                     alias.set_nonvolatile(True)
-                self.root.add_subregion(r.start, alias)
-                self.current.append(alias)
+                layer.add_subregion(r.start, alias)
+            if self.current is not None:
+                self.root.del_subregion(self.current)
+            for r in state:
+                block = self.blocks[r.region]
+                if block.kind is RegionKind.ROM_DEVICE:
+                    # a ROM device shown as i/o has left romd mode (reads go to the device)
+                    block.set_romd(r.type == "romd")
+            self.root.add_subregion(0, layer)
+        self.current = layer
 
     def close(self) -> None:
         for mr in self.blocks.values():
