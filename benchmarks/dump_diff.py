@@ -81,8 +81,4 @@ def main(smoke: bool = False) -> dict[str, Any]:
         if at_8000
         else {}
     )
-    return emit(
-        "dump_diff",
-        {"sizes": sizes, "cpu_count": os.cpu_count()},
-        {"rows": rows, "targets": targets, "rss_unit": resource.getpagesize() and "MB"},
-    )
+    return emit("dump_diff", {"sizes": sizes}, {"rows": rows, "targets": targets})
