@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from flatview.region import ADDR_SPACE_END, MemoryRegion, RegionKind
+from flatview.region import ADDR_SPACE_END, MemoryRegion
 
 MAX_DEPTH = 32
 """Alias chains and nesting deeper than this are not followed."""
@@ -40,22 +40,23 @@ def placements(root: MemoryRegion | None, *, limit: int = 100_000) -> tuple[Plac
         return ()
     stack: list[tuple[MemoryRegion, int, int, int, int]] = [(root, 0, 0, ADDR_SPACE_END, 0)]
     visits = 0
+    pop, push, add = stack.pop, stack.append, out.append
     while stack and visits < limit:
-        mr, base, clip_lo, clip_hi, depth = stack.pop()
+        mr, base, clip_lo, clip_hi, depth = pop()
         visits += 1
-        start = base + mr.addr
-        end = start + mr.size
-        lo, hi = max(start, clip_lo), min(end, clip_hi)
-        if lo >= hi:
-            continue
-        out.append(Placement(mr, start, end, clip_lo, clip_hi))
+        start = base + mr._addr
+        end = start + mr._size
+        if (start if start > clip_lo else clip_lo) >= (end if end < clip_hi else clip_hi):
+            continue  # outside the window its ancestors leave it
+        add(Placement(mr, start, end, clip_lo, clip_hi))
         if depth > MAX_DEPTH:
             continue
-        if mr.kind is RegionKind.ALIAS:
-            target = mr.alias_target
-            assert target is not None
-            stack.append((target, start - target.addr - mr.alias_offset, lo, hi, depth + 1))
+        lo = start if start > clip_lo else clip_lo
+        hi = end if end < clip_hi else clip_hi
+        target = mr._alias_target
+        if target is not None:
+            push((target, start - target._addr - mr._alias_offset, lo, hi, depth + 1))
         else:
-            for child in mr.subregions:
-                stack.append((child, start, lo, hi, depth + 1))
+            for child in mr._subregions:
+                push((child, start, lo, hi, depth + 1))
     return tuple(out)

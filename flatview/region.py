@@ -264,6 +264,11 @@ class MemoryRegion:
 
     def _reaches(self, other: MemoryRegion) -> bool:
         """True if rendering ``self`` can reach ``other`` (through children or aliases)."""
+        target = self._alias_target
+        if not self._subregions and (
+            target is None or (not target._subregions and target._alias_target is None)
+        ):
+            return self is other or target is other  # a leaf, or an alias of a leaf
         seen: set[int] = set()
         stack: list[MemoryRegion] = [self]
         while stack:

@@ -13,10 +13,11 @@ _RANGE = re.compile(
     r"(?P<type>[a-z/-]+)\): (?P<rest>.*)$"
 )
 _AS = re.compile(r'^ AS "(?P<name>[^"]*)", root: (?P<root>.*)$')
+_OFFSET = re.compile(r"^(?P<name>.*) @(?P<off>[0-9a-f]{16})$")
 TYPES = ("ram", "rom", "romd", "ramd", "i/o", "container")
 
 
-@attrs.frozen
+@attrs.frozen(slots=True)
 class DumpRange:
     start: int
     size: int
@@ -103,7 +104,7 @@ def parse_dump(text: str, path: str) -> dict[str, list[DumpRange]]:
             raise InputError(path, lineno, f"unknown range type {typ!r}")
         rest = m.group("rest").removesuffix(" KVM")
         offset = 0
-        om = re.match(r"^(?P<name>.*) @(?P<off>[0-9a-f]{16})$", rest)
+        om = _OFFSET.match(rest)
         if om:
             rest, offset = om.group("name"), int(om.group("off"), 16)
         if not rest:
