@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flatview.diff import diff_views
+from flatview.diff import ViewDiff, diff_views
 from flatview.errors import AccessError, RegionError
 from flatview.flatrange import FlatRange, FlatView
-from flatview.listener import MemoryListener, supports_resize
+from flatview.listener import MemoryListener, supports_resize, wants_nops
 from flatview.placement import Placement, placements
 from flatview.region import MemoryRegion
 from flatview.section import MemoryRegionSection
@@ -109,18 +109,25 @@ class AddressSpace:
     def section(self, fr: FlatRange) -> MemoryRegionSection:
         return MemoryRegionSection(self, fr)
 
-    def _publish(self, new: FlatView, errors: list[Exception]) -> None:
+    def _publish(
+        self, new: FlatView, errors: list[Exception], diff: ViewDiff[FlatRange] | None = None
+    ) -> None:
         """Diff the old view against ``new``, notify listeners range-major, then publish.
 
-        A callback that raises does not stop the others: its error is appended to
-        ``errors`` (the system raises the first one once every listener committed).
+        ``diff``, from a windowed re-render, lacks the nops outside the changed
+        windows: it is used unless a listener implements ``region_nop`` (then the
+        full diff runs, so every listener sees exactly QEMU's stream).  A callback
+        that raises does not stop the others: its error is appended to ``errors``
+        (the system raises the first one once every listener committed).
         """
         old = self._view
         self._view = new
         fwd = self.listeners
         if not fwd:
             return
-        d = diff_views(old, new)
+        d = diff if diff is not None and not any(map(wants_nops, fwd)) else None
+        if d is None:
+            d = diff_views(old, new)
         rev = fwd[::-1]
         resized = d.resized_old
         for fr in d.removed:

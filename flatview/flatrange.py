@@ -77,6 +77,12 @@ class FlatRange:
             and not nxt.unmergeable
         )
 
+    def sliced(self, lo: int, hi: int) -> FlatRange:
+        """The part ``[lo, hi)`` of this range."""
+        return attrs.evolve(
+            self, addr=lo, size=hi - lo, offset_in_region=self.offset_in_region + lo - self.addr
+        )
+
     def merged(self, nxt: FlatRange) -> FlatRange:
         """This range extended over ``nxt`` (only where :meth:`can_merge` allows)."""
         return attrs.evolve(self, size=nxt.end - self.addr)
@@ -96,6 +102,14 @@ class FlatView:
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_starts", tuple(r.addr for r in self.ranges))
+
+    @classmethod
+    def _from_sorted(cls, ranges: tuple[FlatRange, ...], starts: tuple[int, ...]) -> FlatView:
+        """A view from ranges and their start addresses, already computed (a splice)."""
+        view = object.__new__(cls)
+        object.__setattr__(view, "ranges", ranges)
+        object.__setattr__(view, "_starts", starts)
+        return view
 
     def __len__(self) -> int:
         return len(self.ranges)

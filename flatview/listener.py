@@ -57,3 +57,9 @@ class MemoryListener:
 def supports_resize(listener: MemoryListener) -> bool:
     """True if ``listener`` overrides ``region_resize``."""
     return type(listener).region_resize is not MemoryListener.region_resize
+
+
+def wants_nops(listener: MemoryListener) -> bool:
+    """True if ``listener`` overrides ``region_nop`` (it then gets one per unchanged
+    range, as in QEMU; the others are spared them)."""
+    return type(listener).region_nop is not MemoryListener.region_nop

@@ -35,6 +35,8 @@ class RegionOwner(Protocol):
 
     def _structure_changed(self) -> None: ...
 
+    def _damage(self, mr: MemoryRegion) -> None: ...
+
 
 ADDR_SPACE_END = 2**64
 """Regions may be up to 2**64 bytes: a root container spans the whole 64-bit space."""
@@ -317,6 +319,7 @@ class MemoryRegion:
             child._priority = priority
             child._addr = offset
             self._insert_child(child)
+            self.system._damage(child)
             self.system._structure_changed()
             if self._enabled and child._enabled:
                 self.system._mark_pending()
@@ -337,6 +340,7 @@ class MemoryRegion:
             )
         self.system._check_mutable("del_subregion")
         with self.system.transaction():
+            self.system._damage(child)
             self._subregions.remove(child)
             child._parent = None
             self.system._structure_changed()
@@ -351,7 +355,9 @@ class MemoryRegion:
             return
         parent = self._parent
         if parent is None:
+            self.system._damage(self)
             self._addr = addr
+            self.system._damage(self)
             self.system._structure_changed()
             return
         self.system._check_mutable(where)
@@ -359,6 +365,7 @@ class MemoryRegion:
             parent.del_subregion(self)
             self._addr = addr
             parent._insert_child(self)
+            self.system._damage(self)
             if parent._enabled and self._enabled:
                 self.system._mark_pending()
 
@@ -370,6 +377,7 @@ class MemoryRegion:
         self.system._check_mutable(f"{what}({self.name!r})")
         with self.system.transaction():
             setattr(self, attr, value)
+            self.system._damage(self)
             if self._enabled:
                 self.system._mark_pending()
 
@@ -380,6 +388,7 @@ class MemoryRegion:
         self.system._check_mutable(f"set_enabled({self.name!r})")
         with self.system.transaction():
             self._enabled = enabled
+            self.system._damage(self)
             self.system._mark_pending()
 
     def set_readonly(self, readonly: bool) -> None:
@@ -429,7 +438,9 @@ class MemoryRegion:
             except HostMemoryError as e:
                 raise RegionError(f"{where}: {e}") from e
         with self.system.transaction():
+            self.system._damage(self)
             self._size = size
+            self.system._damage(self)
             self.system._structure_changed()
             self.system._mark_pending()
 
@@ -443,6 +454,7 @@ class MemoryRegion:
         self.system._check_mutable(where)
         with self.system.transaction():
             self._alias_offset = offset
+            self.system._damage(self)
             self.system._structure_changed()
             if self._enabled:
                 self.system._mark_pending()
@@ -469,6 +481,7 @@ class MemoryRegion:
             return
         with self.system.transaction():
             self._log_mask = (self._log_mask & ~c) | (c if delta > 0 else 0)
+            self.system._damage(self)
             if self._enabled:
                 self.system._mark_pending()
 

@@ -113,6 +113,14 @@ def render(root: MemoryRegion | None) -> FlatView:
     return FlatView(simplify(canvas.pieces))
 
 
+def render_window(root: MemoryRegion, lo: int, hi: int) -> list[FlatRange]:
+    """The ranges of ``root``'s view inside ``[lo, hi)`` (as the full render has them,
+    cut at the window's edges)."""
+    canvas = _Canvas()
+    _render(canvas, root, 0, lo, hi, False, False, False)
+    return list(simplify(canvas.pieces))
+
+
 def simplify(pieces: list[_Piece]) -> tuple[FlatRange, ...]:
     """Build FlatRanges, merging neighbours exactly when QEMU's rule allows."""
     out: list[FlatRange] = []

@@ -15,8 +15,10 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Protocol
 
+from flatview.damage import Place, TooManyPlaces, places, rerender
+from flatview.diff import ViewDiff
 from flatview.errors import TransactionError
-from flatview.flatrange import FlatView
+from flatview.flatrange import FlatRange, FlatView
 from flatview.hostmem import RamBlock
 from flatview.listener import MemoryListener
 from flatview.region import MemoryRegion, MmioOps, RegionKind, check_size
@@ -32,7 +34,9 @@ class Space(Protocol):
     @property
     def flatview(self) -> FlatView: ...
 
-    def _publish(self, new: FlatView, errors: list[Exception]) -> None: ...
+    def _publish(
+        self, new: FlatView, errors: list[Exception], diff: ViewDiff[FlatRange] | None
+    ) -> None: ...
 
 
 class MemorySystem:
@@ -47,6 +51,14 @@ class MemorySystem:
         self._registry: list[tuple[MemoryListener, Space]] = []
         self.commits = 0
         """How many outermost commits rendered and notified (for tests and benchmarks)."""
+        self._damaged: list[Place] = []
+        self._damage_all = False
+        self._rendered_root: dict[int, MemoryRegion | None] = {}
+        """Per address space (by id): the resolved root its view was rendered from."""
+        self._views: dict[int, FlatView] = {}
+        """Per address space (by id): the view last published."""
+        self.incremental = True
+        """Re-render only the damaged windows (False: every commit renders in full)."""
         self.structure_generation = 0
         """Bumped by every change of where regions sit (add/del subregion, address, size,
         alias offset): caches of region boundaries key on it."""
@@ -126,7 +138,8 @@ class MemorySystem:
                 except Exception as e:
                     errors.append(e)
             for space in list(self._spaces):
-                space._publish(views[id(space)], errors)
+                view, diff = views[id(space)]
+                space._publish(view, errors, diff)
             for listener in listeners:
                 try:
                     listener.commit()
@@ -145,6 +158,17 @@ class MemorySystem:
     def _mark_pending(self) -> None:
         self._pending = True
 
+    def _damage(self, mr: MemoryRegion) -> None:
+        """Record the windows where ``mr`` shows (called before and after a change)."""
+        if self._damage_all:
+            return
+        try:
+            self._damaged.extend(places(mr))
+        except TooManyPlaces:
+            self._damage_all = True
+        if len(self._damaged) > 4096:
+            self._damage_all = True
+
     def _structure_changed(self) -> None:
         self.structure_generation += 1
 
@@ -152,17 +176,42 @@ class MemorySystem:
         if self._committing:
             raise TransactionError(f"{where}: the topology cannot change while a commit runs")
 
-    def _render_all(self) -> dict[int, FlatView]:
-        """One render per resolved root; spaces sharing a root share the view object."""
-        by_root: dict[int, FlatView] = {}
-        out: dict[int, FlatView] = {}
+    def _render_all(self) -> dict[int, tuple[FlatView, ViewDiff[FlatRange] | None]]:
+        """One view per resolved root (spaces sharing a root share the view object):
+        the damaged windows re-rendered into the previous view where that is
+        possible, with the diff of the changed spans; else a full render (diff None)."""
+        windows: dict[int, list[tuple[int, int]]] = {}
+        for top, _base, lo, hi in self._damaged:
+            windows.setdefault(id(top), []).append((lo, hi))
+        damage_all = self._damage_all or not self.incremental
+        self._damaged, self._damage_all = [], False
+        groups: dict[int, list[Space]] = {}
+        roots: dict[int, MemoryRegion | None] = {}
         for space in self._spaces:
             root = resolve_root(space.root)
-            key = id(root)
-            view = by_root.get(key)
-            if view is None:
-                view = by_root[key] = render(root)
-            out[id(space)] = view
+            groups.setdefault(id(root), []).append(space)
+            roots[id(root)] = root
+        out: dict[int, tuple[FlatView, ViewDiff[FlatRange] | None]] = {}
+        for key, spaces in groups.items():
+            root = roots[key]
+            first = spaces[0]
+            result: tuple[FlatView, ViewDiff[FlatRange] | None] | None = None
+            if (
+                not damage_all
+                and root is not None
+                and all(
+                    s.root.parent is None and self._rendered_root.get(id(s)) is root for s in spaces
+                )
+            ):
+                wins = [w for s in spaces for w in windows.get(id(s.root), ())]
+                prev = self._views[id(first)]
+                result = (prev, ViewDiff((), ())) if not wins else rerender(root, prev, wins)
+            if result is None:
+                result = (render(root), None)
+            for s in spaces:
+                out[id(s)] = result
+                self._rendered_root[id(s)] = root
+                self._views[id(s)] = result[0]
         return out
 
     # -- global dirty logging ------------------------------------------------------
@@ -173,6 +222,7 @@ class MemorySystem:
             return
         with self.transaction():
             self._global_log = True
+            self._damage_all = True  # every migratable range changes its mask
             self._mark_pending()
         for listener in self.listeners:
             listener.log_global_start()
@@ -183,6 +233,7 @@ class MemorySystem:
             return
         with self.transaction():
             self._global_log = False
+            self._damage_all = True
             self._mark_pending()
         for listener in reversed(self.listeners):
             listener.log_global_stop()
@@ -204,13 +255,24 @@ class MemorySystem:
     def _add_space(self, space: Space) -> FlatView:
         self._spaces.append(space)
         root = resolve_root(space.root)
-        for other in self._spaces[:-1]:
-            if resolve_root(other.root) is root:
-                return other.flatview
-        return render(root)
+        self._rendered_root[id(space)] = root
+        view = next(
+            (
+                self._views[id(other)]
+                for other in self._spaces[:-1]
+                if resolve_root(other.root) is root and self._rendered_root.get(id(other)) is root
+            ),
+            None,
+        )
+        if view is None:
+            view = render(root)
+        self._views[id(space)] = view
+        return view
 
     def _remove_space(self, space: Space) -> None:
         self._spaces.remove(space)
+        self._rendered_root.pop(id(space), None)
+        self._views.pop(id(space), None)
 
     def _register(self, listener: MemoryListener, space: Space) -> None:
         i = len(self._registry)

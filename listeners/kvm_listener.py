@@ -34,6 +34,7 @@ is gone, so it deletes every slot it made.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from typing import Literal
@@ -46,6 +47,7 @@ from flatview.errors import ConfigError
 from flatview.hostmem import PAGE_SIZE as PAGE
 from flatview.hostmem import RamBlock
 from flatview.listener import MemoryListener
+from flatview.region import ADDR_SPACE_END
 from flatview.section import MemoryRegionSection
 from kvm_backend.backend import MemslotBackend
 from kvm_backend.errors import CommitError, KvmError
@@ -61,6 +63,16 @@ Mode = Literal["auto", "optimistic", "quiesce", "naive"]
 MODES: tuple[Mode, ...] = ("auto", "optimistic", "quiesce", "naive")
 
 CallbackKind = Literal["del", "add", "resize", "nop", "log_start", "log_stop"]
+
+
+class _Outside:
+    """Slot ids of the table that a windowed plan does not see (it must not reuse them)."""
+
+    def __init__(self, table: dict[int, Slot], seen: dict[int, Slot]) -> None:
+        self._table, self._seen = table, seen
+
+    def __contains__(self, slot: object) -> bool:
+        return slot in self._table and slot not in self._seen
 
 
 class RegistrationError(KvmError):
@@ -165,9 +177,16 @@ class KvmMemoryListener(MemoryListener):
         """The blocks behind the mappings it was told about, by ``RamBlock.id``."""
         self._told: dict[int, SlotMapping] = {}
         """The view as told: section start -> the slot mapping it asks for."""
+        self._told_at: list[int] = []
+        """The keys of ``_told``, sorted (its mappings never overlap)."""
+        self._slot_at: list[tuple[int, int]] = []
+        """(gpa, slot) of the table, sorted (slots never overlap)."""
         self._queue: list[Queued] = []
         self._in_sync = True
-        self._cuts: tuple[object, frozenset[int]] | None = None
+        self.windowed = True
+        """Plan only what the commit's callbacks touched (False: plan the whole table,
+        the reference the windowed plan is tested against)."""
+        self._cuts: tuple[object, frozenset[int], list[int]] | None = None
         self._ioctl_ns = 0
         self._lock = threading.RLock()
         """Held by a commit and by dirty-log syncs: ``sync_dirty_log`` may run on any
@@ -203,6 +222,7 @@ class KvmMemoryListener(MemoryListener):
             self.space.remove_listener(self)
         else:
             self._told.clear()
+            self._told_at.clear()
             self.apply()
         if self.vcpus is not None and self.window is not None:
             self.vcpus.set_commit_window(None)
@@ -214,6 +234,7 @@ class KvmMemoryListener(MemoryListener):
         if not self._slots:
             return
         self._told.clear()
+        self._told_at.clear()
         try:
             self.apply()
         except KvmError as e:
@@ -228,9 +249,6 @@ class KvmMemoryListener(MemoryListener):
 
     def region_del(self, section: MemoryRegionSection) -> None:
         self._queue.append(Queued("del", section))
-
-    def region_nop(self, section: MemoryRegionSection) -> None:
-        self._queue.append(Queued("nop", section))
 
     def region_resize(self, old: MemoryRegionSection, new: MemoryRegionSection) -> None:
         self._queue.append(Queued("resize", new, old))
@@ -254,7 +272,9 @@ class KvmMemoryListener(MemoryListener):
         batch = self._take(queued)
         if self._in_sync and all(q.kind == "nop" for q in queued):
             return
-        self.apply(tuple(q.kind for q in queued), batch)
+        windows = [(q.section.addr, q.section.end) for q in queued if q.kind != "nop"]
+        windows += [(q.old.addr, q.old.end) for q in queued if q.old is not None]
+        self.apply(tuple(q.kind for q in queued), batch, windows if self.windowed else None)
 
     def _mapping(self, section: MemoryRegionSection) -> SlotMapping | None:
         m = slot_mapping(
@@ -273,29 +293,40 @@ class KvmMemoryListener(MemoryListener):
         relogged: list[tuple[SlotMapping, SlotMapping]] = []
         for q in queued:
             if q.kind in ("del", "resize"):
-                gone = told.pop((q.old or q.section).addr, None)
+                gone = self._untell((q.old or q.section).addr)
                 if gone is not None:
                     removed.append(gone)
             if q.kind in ("add", "resize"):
                 m = self._mapping(q.section)
                 if m is not None:
-                    told[q.section.addr] = m
+                    self._tell(q.section.addr, m)
                     added.append(m)
             elif q.kind != "del":  # nop, log_start, log_stop: the mask may have changed
                 before = told.get(q.section.addr)
                 m = self._mapping(q.section)
                 if m is None:
-                    told.pop(q.section.addr, None)
+                    self._untell(q.section.addr)
                 else:
-                    told[q.section.addr] = m
+                    self._tell(q.section.addr, m)
                 if before is not None and m is not None and before.flags != m.flags:
                     relogged.append((before, m))
         return Batch.of(removed, added, relogged)
 
+    def _tell(self, addr: int, m: SlotMapping) -> None:
+        if addr not in self._told:
+            bisect.insort(self._told_at, addr)
+        self._told[addr] = m
+
+    def _untell(self, addr: int) -> SlotMapping | None:
+        gone = self._told.pop(addr, None)
+        if gone is not None:
+            del self._told_at[bisect.bisect_left(self._told_at, addr)]
+        return gone
+
     # -- planning and execution -----------------------------------------------------------
     def desired(self) -> list[SlotMapping]:
         """The layout of the view as told, in gpa order."""
-        return [self._told[a] for a in sorted(self._told)]
+        return [self._told[a] for a in self._told_at]
 
     def plan_now(self, desired: list[SlotMapping] | None = None) -> Plan:
         """The plan a commit would execute now for the view as told (no I/O)."""
@@ -313,16 +344,72 @@ class KvmMemoryListener(MemoryListener):
         is protected; ``quiesce``: when there is any op; never otherwise."""
         return (self.mode == "quiesce" and bool(p.ops)) or (self.mode == "auto" and p.needs_pause)
 
-    def _cut_points(self) -> frozenset[int]:
-        """Where the tree may cut a mapping later: from the space's cached placements,
-        recomputed only when those change."""
+    def _cut_points(self, lo: int = 0, hi: int = ADDR_SPACE_END) -> list[int]:
+        """Where the tree may cut a mapping later, inside ``[lo, hi)``: from the space's
+        cached placements, recomputed only when those change."""
         placed = self.space.placements()
         if self._cuts is None or self._cuts[0] is not placed:
-            self._cuts = (placed, cut_points(placed))
-        return self._cuts[1]
+            cuts = cut_points(placed)
+            self._cuts = (placed, cuts, sorted(cuts))
+        ordered = self._cuts[2]
+        return ordered[bisect.bisect_left(ordered, lo) : bisect.bisect_left(ordered, hi)]
 
-    def apply(self, callbacks: tuple[str, ...] = (), batch: Batch | None = None) -> CommitReport:
-        """Plan from the kernel's table to the view as told and execute the plan.
+    def _windowed_plan(self, batch_windows: list[tuple[int, int]]) -> Plan:
+        """Plan only what intersects the changed windows, widened until no slot and no
+        mapping straddles their edges.  Everything outside is mapped as the view asks
+        (the listener is in sync), so this equals the plan of the whole table."""
+        wins = sorted(batch_windows)
+        slot_starts = [g for g, _ in self._slot_at]
+        while True:
+            slots: dict[int, Slot] = {}
+            want: dict[int, SlotMapping] = {}
+            grown: list[tuple[int, int]] = []
+            for lo, hi in wins:
+                nlo, nhi = lo, hi
+                i = max(bisect.bisect_right(slot_starts, lo) - 1, 0)
+                while i < len(self._slot_at) and self._slot_at[i][0] < hi:
+                    s = self._slots[self._slot_at[i][1]]
+                    if s.mapping.end > lo:
+                        slots[s.slot] = s
+                        nlo, nhi = min(nlo, s.mapping.gpa), max(nhi, s.mapping.end)
+                    i += 1
+                j = max(bisect.bisect_right(self._told_at, lo) - 1, 0)
+                while j < len(self._told_at) and self._told_at[j] < hi:
+                    m = self._told[self._told_at[j]]
+                    if m.end > lo:
+                        want[m.gpa] = m
+                        nlo, nhi = min(nlo, m.gpa), max(nhi, m.end)
+                    j += 1
+                if grown and nlo <= grown[-1][1]:
+                    grown[-1] = (grown[-1][0], max(grown[-1][1], nhi))
+                else:
+                    grown.append((nlo, nhi))
+            if grown == wins:
+                break
+            wins = grown
+        cuts: list[int] = []
+        if self.tree_aware and want:
+            for lo, hi in wins:
+                cuts.extend(self._cut_points(lo, hi))
+        outside = _Outside(self._slots, slots)
+        return plan(
+            list(slots.values()),
+            [want[g] for g in sorted(want)],
+            caps=self.caps,
+            boundaries=cuts,
+            qemu_like=self.qemu_like,
+            reserved=outside,
+            reserved_count=len(self._slots) - len(slots),
+        )
+
+    def apply(
+        self,
+        callbacks: tuple[str, ...] = (),
+        batch: Batch | None = None,
+        windows: list[tuple[int, int]] | None = None,
+    ) -> CommitReport:
+        """Plan from the kernel's table to the view as told and execute the plan;
+        ``windows``: only those changed since the last commit, which was in sync.
 
         On failure the table records what the kernel holds (see the module's
         invariant), the listener is out of sync, and :class:`CommitError` is raised.
@@ -330,10 +417,15 @@ class KvmMemoryListener(MemoryListener):
         with self._lock:
             t0 = time.perf_counter_ns()
             self._ioctl_ns = 0
+            windowed = windows is not None and self._in_sync
             self._in_sync = False
-            p = self.plan_now()
+            if windowed and windows is not None:
+                p = self._windowed_plan(windows)
+            else:
+                p = self.plan_now()
             paused_ns = self._execute(p)
-            assert self._slots == {s.slot: s for s in p.slots_after}
+            assert all(self._slots.get(s.slot) == s for s in p.slots_after)
+            assert windowed or len(self._slots) == len(p.slots_after)
             self._in_sync = True
             live = {m.block for m in self._told.values()}
             self._blocks = {k: b for k, b in self._blocks.items() if k in live}
@@ -379,10 +471,12 @@ class KvmMemoryListener(MemoryListener):
             )
         finally:
             self._ioctl_ns += time.perf_counter_ns() - t0
-        if delete:
-            del self._slots[slot]
-        else:
+        old = self._slots.pop(slot, None)
+        if old is not None:
+            del self._slot_at[bisect.bisect_left(self._slot_at, (old.mapping.gpa, slot))]
+        if not delete:
             self._slots[slot] = Slot(slot, m)
+            bisect.insort(self._slot_at, (m.gpa, slot))
 
     def _execute(self, p: Plan) -> int:
         """Run the plan; returns the ns vCPUs were paused.  Rolls back on failure."""

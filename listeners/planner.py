@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Container, Sequence
 from typing import Literal
 
 import attrs
@@ -272,12 +272,16 @@ def plan(
     caps: PlanCaps | None = None,
     boundaries: Collection[int] = (),
     qemu_like: bool = False,
+    reserved: Container[int] = frozenset(),
+    reserved_count: int = 0,
 ) -> Plan:
     """Plan the ioctls that turn the slot table ``old`` into one mapping ``desired``.
 
     ``boundaries``: where the region tree may cut a mapping later.  ``qemu_like``:
     plan as QEMU's listener does (one slot per flat range, delete every slot whose
-    range changed), for comparison.
+    range changed), for comparison.  ``reserved``/``reserved_count``: slot ids (and
+    their number) held by slots outside ``old`` that the plan must leave alone (a
+    windowed plan: ``old`` and ``desired`` are what intersects the changed windows).
     """
     caps = caps or PlanCaps()
     want = MappingIndex(desired)
@@ -292,17 +296,18 @@ def plan(
     pieces = _cut(remaining, (), caps.max_slot_size)
     if boundaries and not qemu_like:
         cut = _cut(remaining, boundaries, caps.max_slot_size)
-        if len(kept) + len(cut) <= min(caps.slot_budget, caps.nr_memslots):
+        if len(kept) + len(cut) + reserved_count <= min(caps.slot_budget, caps.nr_memslots):
             pieces = cut
-    if len(kept) + len(pieces) > caps.nr_memslots:
+    if len(kept) + len(pieces) + reserved_count > caps.nr_memslots:
         raise PlanError(
-            f"layout needs {len(kept) + len(pieces)} slots, the kernel allows {caps.nr_memslots}"
+            f"layout needs {len(kept) + len(pieces) + reserved_count} slots, the kernel "
+            f"allows {caps.nr_memslots}"
         )
     moves, creates = ([], pieces) if qemu_like else _match_moves(deleted, pieces, want)
     moved_ids = {s.slot for s, _ in moves}
 
     used = {s.slot for s in kept} | moved_ids
-    free = (i for i in range(caps.nr_memslots) if i not in used)
+    free = (i for i in range(caps.nr_memslots) if i not in used and i not in reserved)
     create_slots = [Slot(next(free), c) for c in creates]
 
     # protection and the hole figures: bytes mapped both before and after

@@ -16,9 +16,10 @@ def test_render_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["benchmark"] == "render"
     assert {"kernel", "python"} <= set(doc["machine"])
     for n in ("100", "1000"):
-        assert doc["results"][n]["render"]["median_us"] > 0
-        assert doc["results"][n]["toggle_commit"]["n"] == 6
-    assert doc["results"]["toggle_ratio_largest_to_smallest"] > 0
+        row = doc["results"][n]
+        assert row["render"]["median_us"] > 0
+        for kind in ("toggle_commit", "toggle_commit_kvm_sim"):
+            assert row[f"{kind}_incremental"]["n"] == row[f"{kind}_full"]["n"] == 6
 
 
 @pytest.mark.kvm

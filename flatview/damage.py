@@ -1,0 +1,165 @@
+"""Damage windows and the windowed re-render of a FlatView.
+
+Every setter records, before and after it changes a region, the guest-physical
+windows where that region shows (:func:`places`: up through its parents and
+through the aliases that show it, geometry only).  At commit the system renders
+only those windows of each view's root (:func:`rerender`), splices them into the
+previous view, re-applies QEMU's merge rule at the windows' edges, and returns the
+changed spans, from which the listeners' callbacks are diffed.  The full render
+(:func:`flatview.render.render`) stays the reference, and the fallback when the
+damage covers much of the view.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+from flatview.diff import RangeUpdate, ViewDiff, diff_ranges
+from flatview.flatrange import FlatRange, FlatView
+from flatview.region import ADDR_SPACE_END, MemoryRegion
+from flatview.render import render_window
+
+MAX_PLACES = 256
+"""A region shown in more places than this damages its whole tree."""
+
+Place = tuple[MemoryRegion, int, int, int]
+"""(top, base, lo, hi): in the tree under ``top``, the region's offset 0 is at ``base``
+and it can be visible in ``[lo, hi)``."""
+
+
+class TooManyPlaces(Exception):
+    """The damage of one change is not worth tracking window by window."""
+
+
+def places(mr: MemoryRegion, depth: int = 0) -> list[Place]:
+    """Every place ``mr`` can show, in the tree of each top-level region above it."""
+    if depth > 32:
+        raise TooManyPlaces
+    out: list[Place] = []
+    parent = mr._parent
+    if parent is None:
+        base = mr._addr
+        lo, hi = max(base, 0), min(base + mr._size, ADDR_SPACE_END)
+        if lo < hi:
+            out.append((mr, base, lo, hi))
+    else:
+        for top, pbase, plo, phi in places(parent, depth + 1):
+            base = pbase + mr._addr
+            lo, hi = max(base, plo), min(base + mr._size, phi)
+            if lo < hi:
+                out.append((top, base, lo, hi))
+    for alias in mr._aliases:
+        for top, abase, alo, ahi in places(alias, depth + 1):
+            base = abase - alias._alias_offset
+            lo, hi = max(base, alo), min(base + mr._size, ahi)
+            if lo < hi:
+                out.append((top, base, lo, hi))
+    if len(out) > MAX_PLACES:
+        raise TooManyPlaces
+    return out
+
+
+def _merged_windows(windows: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(windows):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _ambiguous(a: FlatRange | None, after: FlatRange | None) -> bool:
+    """Unmergeable neighbours across a window edge that continue each other: the full
+    render keeps them as one range if they come from one request, two otherwise, and
+    the window cannot tell which."""
+    if a is None or after is None:
+        return False
+    return (
+        a.end == after.addr
+        and (a.unmergeable or after.unmergeable)
+        and a.region is after.region
+        and a.offset_in_region + a.size == after.offset_in_region
+    )
+
+
+def _greedy_merge(seq: list[FlatRange]) -> list[FlatRange]:
+    out: list[FlatRange] = []
+    for r in seq:
+        if out and out[-1].can_merge(r):
+            out[-1] = out[-1].merged(r)
+        else:
+            out.append(r)
+    return out
+
+
+def rerender(
+    root: MemoryRegion, old: FlatView, windows: Sequence[tuple[int, int]], *, limit: float = 0.5
+) -> tuple[FlatView, ViewDiff[FlatRange]] | None:
+    """``old`` re-rendered in ``windows`` only, and the diff of the changed spans (the
+    full diff minus its nops outside them); None when the windows touch more than
+    ``limit`` of the view (render it whole instead)."""
+    ranges, starts = old.ranges, old._starts
+    n = len(ranges)
+
+    def span(lo: int, hi: int) -> tuple[int, int]:
+        """Old ranges touching [lo, hi), widened by one neighbour on each side (the
+        merge rule may join a new range with it)."""
+        i = bisect.bisect_right(starts, lo) - 1
+        if i < 0 or ranges[i].end <= lo:
+            i += 1
+        j = bisect.bisect_left(starts, hi)
+        return max(i - 1, 0), min(j + 1, n)
+
+    wins = _merged_windows(windows)
+    spans: list[tuple[int, int, int, int]] = []  # (a, b, lo, hi)
+    for lo, hi in wins:
+        a, b = span(lo, hi)
+        if spans and a < spans[-1][1]:  # shares a neighbour: one window
+            pa, _, plo, _ = spans.pop()
+            lo, a = plo, pa
+            b = max(b, span(lo, hi)[1])
+        spans.append((a, b, lo, hi))
+    if sum(b - a for a, b, _, _ in spans) > limit * max(n, 8):
+        return None
+    out: list[FlatRange] = []
+    out_starts: list[int] = []
+    removed: list[FlatRange] = []
+    updates: list[RangeUpdate[FlatRange]] = []
+    at = 0
+    for a, b, lo, hi in spans:
+        out.extend(ranges[at:a])
+        out_starts.extend(starts[at:a])
+        left: list[FlatRange] = []
+        right: list[FlatRange] = []
+        for r in ranges[a:b]:
+            if r.end <= lo:
+                left.append(r)
+            elif r.addr >= hi:
+                right.append(r)
+            else:  # cut at the window: the parts outside it stay as they were
+                if r.unmergeable and (r.addr < lo or r.end > hi):
+                    return None  # the full render may keep it whole: cutting is not neutral
+                if r.addr < lo:
+                    left.append(r.sliced(r.addr, lo))
+                if r.end > hi:
+                    right.append(r.sliced(hi, r.end))
+        fresh = render_window(root, lo, hi)
+        if fresh and (
+            _ambiguous(left[-1] if left else None, fresh[0])
+            or _ambiguous(fresh[-1], right[0] if right else None)
+        ):
+            return None
+        new = _greedy_merge(left + fresh + right)
+        d = diff_ranges(ranges[a:b], new)
+        removed.extend(d.removed)
+        updates.extend(d.updates)
+        out.extend(new)
+        out_starts.extend(r.addr for r in new)
+        at = b
+    out.extend(ranges[at:])
+    out_starts.extend(starts[at:])
+    return FlatView._from_sorted(tuple(out), tuple(out_starts)), ViewDiff(
+        tuple(removed), tuple(updates)
+    )
