@@ -1,6 +1,7 @@
 """``python -m benchmarks NAME [--smoke] [--plot OUT.png]``.
 
-NAME: render, kick, pc_boot, overhead, vcpu_scaling, race_soak, dump_diff (``all`` runs each).
+NAME: render, kick, pc_boot, overhead, vcpu_scaling, race_soak, dump_diff, pci_enum
+(``all`` runs each).
 """
 
 from __future__ import annotations
@@ -10,7 +11,16 @@ import importlib
 import sys
 
 PLOTTED = ("vcpu_scaling", "pc_boot")
-NAMES = ("render", "kick", "pc_boot", "overhead", "vcpu_scaling", "race_soak", "dump_diff")
+NAMES = (
+    "render",
+    "kick",
+    "pc_boot",
+    "overhead",
+    "vcpu_scaling",
+    "race_soak",
+    "dump_diff",
+    "pci_enum",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ from flatview.errors import AccessError, RegionError
 from flatview.flatrange import FlatRange, FlatView
 from flatview.listener import MemoryListener, supports_resize, wants_nops
 from flatview.placement import Placement, placements
-from flatview.region import MemoryRegion
+from flatview.region import ADDR_SPACE_END, MemoryRegion
 from flatview.section import MemoryRegionSection
 from flatview.system import MemorySystem
 
@@ -44,9 +44,12 @@ class AddressSpace:
         """This space's listeners, in ascending priority (from the system's registry)."""
         return self.system.listeners_of(self)
 
-    def placements(self) -> tuple[Placement, ...]:
-        """Where every region of the tree sits (:mod:`flatview.placement`), computed
-        again only after a change of structure."""
+    def placements(self, lo: int = 0, hi: int = ADDR_SPACE_END) -> tuple[Placement, ...]:
+        """Where every region of the tree sits (:mod:`flatview.placement`): all of it
+        cached until the next change of structure, or only what shows in ``[lo, hi)``
+        (computed on each call, in time proportional to that part of the tree)."""
+        if (lo, hi) != (0, ADDR_SPACE_END):
+            return placements(self._root, lo=lo, hi=hi)
         gen = self.system.structure_generation
         if self._placements is None or self._placements[0] != gen:
             self._placements = (gen, placements(self._root))

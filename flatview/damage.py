@@ -49,7 +49,7 @@ def places(mr: MemoryRegion, depth: int = 0) -> list[Place]:
             lo, hi = max(base, plo), min(base + mr._size, phi)
             if lo < hi:
                 out.append((top, base, lo, hi))
-    for alias in mr._aliases:
+    for alias in _opaque_aliases(mr):
         for top, abase, alo, ahi in places(alias, depth + 1):
             base = abase - alias._alias_offset
             lo, hi = max(base, alo), min(base + mr._size, ahi)
@@ -58,6 +58,32 @@ def places(mr: MemoryRegion, depth: int = 0) -> list[Place]:
     if len(out) > MAX_PLACES:
         raise TooManyPlaces
     return out
+
+
+def _transparent_top(alias: MemoryRegion, target: MemoryRegion) -> bool:
+    """An alias that only serves as another address space's root onto all of
+    ``target`` (itself a top): rendering it is rendering ``target``."""
+    return (
+        alias._parent is None
+        and not alias._aliases
+        and alias._alias_offset == 0
+        and alias._addr == 0
+        and alias._size >= target._size
+        and target._addr == 0
+    )
+
+
+def _opaque_aliases(mr: MemoryRegion) -> list[MemoryRegion]:
+    """The aliases of ``mr`` that are not transparent tops (those show ``mr`` as ``mr``
+    shows itself: the same windows), cached until an alias changes."""
+    gen = mr.system._alias_generation
+    if mr._opaque is None or mr._opaque[0] != gen:
+        if mr._parent is None:
+            found = [a for a in mr._aliases if not _transparent_top(a, mr)]
+        else:
+            found = list(mr._aliases)
+        mr._opaque = (gen, found)
+    return mr._opaque[1]
 
 
 def _merged_windows(windows: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:

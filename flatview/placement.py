@@ -32,13 +32,20 @@ class Placement(NamedTuple):
     """The window ``[lo, hi)`` its ancestors leave it (the region may be smaller)."""
 
 
-def placements(root: MemoryRegion | None, *, limit: int = 100_000) -> tuple[Placement, ...]:
-    """Every visible placement of every region under ``root``, depth first.
-    ``limit`` bounds the walk for pathological trees (aliases shown many times)."""
+def placements(
+    root: MemoryRegion | None,
+    *,
+    lo: int = 0,
+    hi: int = ADDR_SPACE_END,
+    limit: int = 100_000,
+) -> tuple[Placement, ...]:
+    """Every visible placement of every region under ``root`` inside ``[lo, hi)``,
+    depth first (windows clipped to it).  ``limit`` bounds the walk for
+    pathological trees (aliases shown many times)."""
     out: list[Placement] = []
     if root is None:
         return ()
-    stack: list[tuple[MemoryRegion, int, int, int, int]] = [(root, 0, 0, ADDR_SPACE_END, 0)]
+    stack: list[tuple[MemoryRegion, int, int, int, int]] = [(root, 0, lo, hi, 0)]
     visits = 0
     pop, push, add = stack.pop, stack.append, out.append
     while stack and visits < limit:

@@ -8,6 +8,7 @@ before anything is changed.
 
 from __future__ import annotations
 
+import bisect
 import enum
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -36,6 +37,9 @@ class RegionOwner(Protocol):
     def _structure_changed(self) -> None: ...
 
     def _damage(self, mr: MemoryRegion) -> None: ...
+
+    @property
+    def _alias_generation(self) -> int: ...
 
 
 ADDR_SPACE_END = 2**64
@@ -137,6 +141,10 @@ class MemoryRegion:
         self._subregions: list[MemoryRegion] = []
         self._aliases: list[MemoryRegion] = []
         """The aliases that show this region (a reverse map kept by their constructor)."""
+        self._opaque: tuple[int, list[MemoryRegion]] | None = None
+        self._index: tuple[list[int], list[MemoryRegion], int] | None = None
+        """Children sorted by address (starts, children, largest size); None when stale."""
+        """Cache of damage.places: the aliases that are not transparent tops."""
         self.ram_block = ram_block
         self.ops = ops
         self._alias_target = alias_target
@@ -324,7 +332,27 @@ class MemoryRegion:
             if self._enabled and child._enabled:
                 self.system._mark_pending()
 
+    def _children_in(self, lo: int, hi: int) -> list[MemoryRegion]:
+        """The children that may intersect ``[lo, hi)`` (offsets in this region), in
+        render order: found by address through an index rebuilt after each change."""
+        if self._index is None:
+            by_addr = sorted(self._subregions, key=lambda c: c._addr)
+            widest = max((c._size for c in by_addr), default=0)
+            self._index = ([c._addr for c in by_addr], by_addr, widest)
+        starts, by_addr, widest = self._index
+        i = bisect.bisect_left(starts, lo - widest)
+        j = bisect.bisect_left(starts, hi)
+        if j - i > len(starts) // 2:
+            return self._subregions
+        found = {id(c) for c in by_addr[i:j] if c._addr + c._size > lo}
+        return (
+            [c for c in self._subregions if id(c) in found]
+            if len(found) > 8
+            else sorted((c for c in by_addr[i:j] if id(c) in found), key=self._subregions.index)
+        )
+
     def _insert_child(self, child: MemoryRegion) -> None:
+        self._index = None
         child._parent = self
         for i, other in enumerate(self._subregions):
             if child._priority >= other._priority:
@@ -342,6 +370,7 @@ class MemoryRegion:
         with self.system.transaction():
             self.system._damage(child)
             self._subregions.remove(child)
+            self._index = None
             child._parent = None
             self.system._structure_changed()
             if self._enabled and child._enabled:
@@ -440,6 +469,8 @@ class MemoryRegion:
         with self.system.transaction():
             self.system._damage(self)
             self._size = size
+            if self._parent is not None:
+                self._parent._index = None
             self.system._damage(self)
             self.system._structure_changed()
             self.system._mark_pending()

@@ -13,7 +13,7 @@ import heapq
 import itertools
 
 from flatview.flatrange import FlatRange, FlatView
-from flatview.region import ADDR_SPACE_END, MemoryRegion, RegionKind
+from flatview.region import ADDR_SPACE_END, MemoryRegion
 
 # start, end, region, offset_in_region, readonly, nonvolatile, unmergeable
 _Piece = tuple[int, int, MemoryRegion, int, bool, bool, bool]
@@ -96,12 +96,20 @@ def _render(
     if target is not None:
         _render(canvas, target, base - target._addr - mr._alias_offset, start, end, ro, nv, um)
         return
-    for child in mr._subregions:
+    children = mr._subregions
+    if len(children) > _INDEXED and end - start < mr._size:
+        children = mr._children_in(start - base, end - base)
+    for child in children:
         child_start = base + child._addr
         if child_start < end and child_start + child._size > start:
             _render(canvas, child, base, start, end, ro, nv, um)
     if mr.kind.terminates:
         canvas.fill(start, end, mr, base, ro, nv, um)
+
+
+_INDEXED = 32
+"""Containers with more children than this look children up by address when a
+window covers only part of them."""
 
 
 def render(root: MemoryRegion | None) -> FlatView:
@@ -149,30 +157,39 @@ def resolve_root(mr: MemoryRegion | None) -> MemoryRegion | None:
     or unmergeable: those flags are inherited by everything below, so skipping the
     region would render a different view (QEMU drops them there).
     """
-    while mr is not None and mr.enabled:
-        if mr.readonly or mr.nonvolatile or mr.unmergeable:
-            return mr
-        if mr.kind is RegionKind.ALIAS:
-            target = mr.alias_target
-            assert target is not None
-            if mr.alias_offset == 0 and mr.size >= target.size:
+    return resolve_chain(mr)[1]
+
+
+def resolve_chain(mr: MemoryRegion | None) -> tuple[list[MemoryRegion], MemoryRegion | None]:
+    """The regions :func:`resolve_root` looks at (their flags, and the children of
+    the containers among them, decide the result) and the resolved root."""
+    chain: list[MemoryRegion] = []
+    while mr is not None and mr._enabled:
+        chain.append(mr)
+        if mr._readonly or mr._nonvolatile or mr._unmergeable:
+            return chain, mr
+        target = mr._alias_target
+        if target is not None:
+            if mr._alias_offset == 0 and mr._size >= target._size:
                 mr = target
                 continue
-        elif not mr.terminates:
+        elif not mr.kind.terminates:
             found = 0
             nxt: MemoryRegion | None = None
-            for child in mr.subregions:
-                if child.enabled:
+            for child in mr._subregions:
+                if child._enabled:
                     found += 1
                     if found > 1:
                         nxt = None
                         break
-                    if child.addr == 0 and mr.size >= child.size:
+                    if child._addr == 0 and mr._size >= child._size:
                         nxt = child
             if found == 0:
-                return None
+                return chain, None
             if nxt is not None:
                 mr = nxt
                 continue
-        return mr
-    return None
+        return chain, mr
+    if mr is not None:
+        chain.append(mr)
+    return chain, None

@@ -22,7 +22,7 @@ from flatview.flatrange import FlatRange, FlatView
 from flatview.hostmem import RamBlock
 from flatview.listener import MemoryListener
 from flatview.region import MemoryRegion, MmioOps, RegionKind, check_size
-from flatview.render import render, resolve_root
+from flatview.render import render, resolve_chain, resolve_root
 
 
 class Space(Protocol):
@@ -49,14 +49,21 @@ class MemorySystem:
         self._global_log = False
         self._spaces: list[Space] = []
         self._registry: list[tuple[MemoryListener, Space]] = []
+        self._by_space: dict[int, tuple[MemoryListener, ...]] = {}
+        """The registry by space (id), derived after each registration change."""
         self.commits = 0
         """How many outermost commits rendered and notified (for tests and benchmarks)."""
         self._damaged: list[Place] = []
+        self._alias_generation = 0
+        """Bumped by every change to an alias (damage caches of alias lists key on it)."""
         self._damage_all = False
         self._rendered_root: dict[int, MemoryRegion | None] = {}
         """Per address space (by id): the resolved root its view was rendered from."""
         self._views: dict[int, FlatView] = {}
         """Per address space (by id): the view last published."""
+        self._resolved: list[tuple[MemoryRegion | None, list[Space], set[int]]] | None = None
+        """Spaces grouped by resolved root (None: resolve again at the next commit)."""
+        self._watched: set[int] = set()
         self.incremental = True
         """Re-render only the damaged windows (False: every commit renders in full)."""
         self.structure_generation = 0
@@ -100,6 +107,7 @@ class MemorySystem:
         return MemoryRegion(self, name, RegionKind.MMIO, size, ops=ops or MmioOps())
 
     def alias(self, name: str, target: MemoryRegion, offset: int, size: int) -> MemoryRegion:
+        self._alias_generation += 1
         return MemoryRegion(
             self, name, RegionKind.ALIAS, size, alias_target=target, alias_offset=offset
         )
@@ -160,6 +168,11 @@ class MemorySystem:
 
     def _damage(self, mr: MemoryRegion) -> None:
         """Record the windows where ``mr`` shows (called before and after a change)."""
+        parent = mr.parent
+        if mr.alias_target is not None or mr.aliases:
+            self._alias_generation += 1  # an alias, or a region aliases show, changed
+        if id(mr) in self._watched or (parent is not None and id(parent) in self._watched):
+            self._resolved = None  # a root's resolution may change
         if self._damage_all:
             return
         try:
@@ -176,6 +189,22 @@ class MemorySystem:
         if self._committing:
             raise TransactionError(f"{where}: the topology cannot change while a commit runs")
 
+    def _groups(self) -> list[tuple[MemoryRegion | None, list[Space], set[int]]]:
+        """Spaces grouped by resolved root, with the ids of every region their
+        resolution looked at (damage there means: resolve again)."""
+        if self._resolved is None:
+            groups: dict[int, tuple[MemoryRegion | None, list[Space], set[int]]] = {}
+            watched: set[int] = set()
+            for space in self._spaces:
+                chain, root = resolve_chain(space.root)
+                _, members, keys = groups.setdefault(id(root), (root, [], set()))
+                members.append(space)
+                keys.update(id(mr) for mr in chain)
+                watched.update(id(mr) for mr in chain)
+            self._resolved = list(groups.values())
+            self._watched = watched
+        return self._resolved
+
     def _render_all(self) -> dict[int, tuple[FlatView, ViewDiff[FlatRange] | None]]:
         """One view per resolved root (spaces sharing a root share the view object):
         the damaged windows re-rendered into the previous view where that is
@@ -185,25 +214,21 @@ class MemorySystem:
             windows.setdefault(id(top), []).append((lo, hi))
         damage_all = self._damage_all or not self.incremental
         self._damaged, self._damage_all = [], False
-        groups: dict[int, list[Space]] = {}
-        roots: dict[int, MemoryRegion | None] = {}
-        for space in self._spaces:
-            root = resolve_root(space.root)
-            groups.setdefault(id(root), []).append(space)
-            roots[id(root)] = root
         out: dict[int, tuple[FlatView, ViewDiff[FlatRange] | None]] = {}
-        for key, spaces in groups.items():
-            root = roots[key]
+        fresh = self._resolved is None
+        for root, spaces, keys in self._groups():
             first = spaces[0]
             result: tuple[FlatView, ViewDiff[FlatRange] | None] | None = None
+            # windows are in the coordinates of parentless roots, and the previous
+            # view must come from the same resolved root (checked after a new resolution;
+            # unchanged since, as every render below records it)
             if (
                 not damage_all
                 and root is not None
-                and all(
-                    s.root.parent is None and self._rendered_root.get(id(s)) is root for s in spaces
-                )
+                and all(sp.root.parent is None for sp in spaces)
+                and (not fresh or all(self._rendered_root.get(id(sp)) is root for sp in spaces))
             ):
-                wins = [w for s in spaces for w in windows.get(id(s.root), ())]
+                wins = [w for k in keys for w in windows.get(k, ())]
                 prev = self._views[id(first)]
                 result = (prev, ViewDiff((), ())) if not wins else rerender(root, prev, wins)
             if result is None:
@@ -250,10 +275,11 @@ class MemorySystem:
 
     def listeners_of(self, space: Space) -> tuple[MemoryListener, ...]:
         """The listeners registered on ``space``, in ascending priority."""
-        return tuple(listener for listener, s in self._registry if s is space)
+        return self._by_space.get(id(space), ())
 
     def _add_space(self, space: Space) -> FlatView:
         self._spaces.append(space)
+        self._resolved = None
         root = resolve_root(space.root)
         self._rendered_root[id(space)] = root
         view = next(
@@ -271,6 +297,7 @@ class MemorySystem:
 
     def _remove_space(self, space: Space) -> None:
         self._spaces.remove(space)
+        self._resolved = None
         self._rendered_root.pop(id(space), None)
         self._views.pop(id(space), None)
 
@@ -279,11 +306,19 @@ class MemorySystem:
         while i > 0 and self._registry[i - 1][0].priority > listener.priority:
             i -= 1
         self._registry.insert(i, (listener, space))
+        self._index_registry()
 
     def _unregister(self, listener: MemoryListener, space: Space) -> None:
         self._registry = [
             (ls, sp) for ls, sp in self._registry if not (ls is listener and sp is space)
         ]
+        self._index_registry()
+
+    def _index_registry(self) -> None:
+        by_space: dict[int, list[MemoryListener]] = {}
+        for listener, space in self._registry:
+            by_space.setdefault(id(space), []).append(listener)
+        self._by_space = {k: tuple(v) for k, v in by_space.items()}
 
 
 class _Transaction:

@@ -186,7 +186,7 @@ class KvmMemoryListener(MemoryListener):
         self.windowed = True
         """Plan only what the commit's callbacks touched (False: plan the whole table,
         the reference the windowed plan is tested against)."""
-        self._cuts: tuple[object, frozenset[int], list[int]] | None = None
+        self._cuts: tuple[int, frozenset[int], list[int]] | None = None
         self._ioctl_ns = 0
         self._lock = threading.RLock()
         """Held by a commit and by dirty-log syncs: ``sync_dirty_log`` may run on any
@@ -335,7 +335,7 @@ class KvmMemoryListener(MemoryListener):
             list(self._slots.values()),
             want,
             caps=self.caps,
-            boundaries=self._cut_points() if self.tree_aware and want else frozenset(),
+            boundaries=self._cut_points() if self.tree_aware and want else (),
             qemu_like=self.qemu_like,
         )
 
@@ -347,10 +347,12 @@ class KvmMemoryListener(MemoryListener):
     def _cut_points(self, lo: int = 0, hi: int = ADDR_SPACE_END) -> list[int]:
         """Where the tree may cut a mapping later, inside ``[lo, hi)``: from the space's
         cached placements, recomputed only when those change."""
-        placed = self.space.placements()
-        if self._cuts is None or self._cuts[0] is not placed:
-            cuts = cut_points(placed)
-            self._cuts = (placed, cuts, sorted(cuts))
+        gen = self.space.system.structure_generation
+        if self._cuts is None or self._cuts[0] != gen:
+            if (lo, hi) != (0, ADDR_SPACE_END):  # a window: walk only that part of the tree
+                return sorted(c for c in cut_points(self.space.placements(lo, hi)) if lo <= c < hi)
+            cuts = cut_points(self.space.placements())
+            self._cuts = (gen, cuts, sorted(cuts))
         ordered = self._cuts[2]
         return ordered[bisect.bisect_left(ordered, lo) : bisect.bisect_left(ordered, hi)]
 

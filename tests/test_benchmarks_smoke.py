@@ -85,3 +85,14 @@ def test_dump_diff_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     rows = json.loads(capsys.readouterr().out)["results"]["rows"]
     assert [r["ranges"] for r in rows] == [500, 2000]
     assert all(r["diff_s"] > 0 and r["replay_peak_mb"] > 0 for r in rows)
+
+
+def test_pci_enum_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import pci_enum
+
+    pci_enum.main(smoke=True)
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert [r["devices"] for r in res["rows"]] == [20, 50]
+    assert res["targets"]["views_shared"] is True
+    for r in res["rows"]:
+        assert r["incremental"]["slots"] == r["full"]["slots"] > 0

@@ -153,3 +153,25 @@ def test_windowed_commit_renders_only_the_damaged_window() -> None:
     kept = sum(1 for a, b in zip(before.ranges, after.ranges, strict=False) if a is b)
     assert kept >= 99  # the ranges left of the window are the same objects
     assert after.ranges == render(root).ranges
+
+
+def test_incremental_commits_with_every_container_indexed() -> None:
+    """The same machine with the child index used for every container (it normally
+    starts at 32 children, more than the generated trees have)."""
+    import sys
+
+    import pytest
+    from hypothesis.stateful import run_state_machine_as_test
+
+    render_module = sys.modules["flatview.render"]  # the package exports render()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(render_module, "_INDEXED", 0)
+        run_state_machine_as_test(
+            IncrementalCommits,
+            settings=settings(
+                max_examples=100,
+                stateful_step_count=10,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
