@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-PLOTTED = ("vcpu_scaling", "pc_boot")
+PLOTTED = ("vcpu_scaling", "pc_boot", "render")
 NAMES = (
     "render",
     "kick",
@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("name", choices=(*NAMES, "all"))
     p.add_argument("--smoke", action="store_true", help="reduced size: checks it works")
-    p.add_argument("--plot", metavar="OUT.png", help="also draw a figure (vcpu_scaling, pc_boot)")
+    p.add_argument(
+        "--plot", metavar="OUT.png", help="also draw a figure (vcpu_scaling, pc_boot, render)"
+    )
     args = p.parse_args(argv)
     for name in NAMES if args.name == "all" else (args.name,):
         mod = importlib.import_module(f"benchmarks.{name}")

@@ -50,3 +50,28 @@ def plot_pc_boot(results: dict[str, Any], out: str) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def plot_render(results: dict[str, Any], out: str) -> None:
+    """One-region toggle commit against region count, incremental and full."""
+    plt = _pyplot()
+    counts = sorted(int(n) for n, r in results.items() if isinstance(r, dict))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, label in (
+        ("toggle_commit_full", "full re-render, plain listener"),
+        ("toggle_commit_incremental", "incremental, plain listener"),
+        ("toggle_commit_kvm_sim_full", "full, + KVM listener (sim)"),
+        ("toggle_commit_kvm_sim_incremental", "incremental, + KVM listener (sim)"),
+    ):
+        ys = [results[str(n)][key]["median_us"] / 1000 for n in counts]
+        ax.plot(counts, ys, marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("regions")
+    ax.set_ylabel("one-region toggle commit, median (ms)")
+    ax.set_title("Commit cost against topology size")
+    ax.legend()
+    ax.grid(True, alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

@@ -16,6 +16,17 @@ MAX_ACCESS = 1 << 30
 """The most bytes one ``read``/``write`` call may move."""
 
 
+def _each(
+    listeners: tuple[MemoryListener, ...], callback: str, errors: list[Exception], *args: object
+) -> None:
+    """Call ``callback`` on each listener in order; errors are collected, not raised."""
+    for listener in listeners:
+        try:
+            getattr(listener, callback)(*args)
+        except Exception as e:
+            errors.append(e)
+
+
 class AddressSpace:
     """Renders ``root`` (sharing the FlatView with spaces whose roots resolve alike)."""
 
@@ -160,17 +171,9 @@ class AddressSpace:
             assert u.old is not None
             om, nm = u.old.dirty_log_mask, u.new.dirty_log_mask
             if nm & ~om:
-                for listener in fwd:
-                    try:
-                        listener.log_start(sec, om, nm)
-                    except Exception as e:
-                        errors.append(e)
+                _each(fwd, "log_start", errors, sec, om, nm)
             if om & ~nm:
-                for listener in rev:
-                    try:
-                        listener.log_stop(sec, om, nm)
-                    except Exception as e:
-                        errors.append(e)
+                _each(rev, "log_stop", errors, sec, om, nm)
 
     def log_sync(self) -> None:
         """Ask listeners to pull dirty bits for every logged range."""

@@ -35,6 +35,7 @@ is gone, so it deletes every slot it made.
 from __future__ import annotations
 
 import bisect
+import heapq
 import threading
 import time
 from typing import Literal
@@ -181,6 +182,12 @@ class KvmMemoryListener(MemoryListener):
         """The keys of ``_told``, sorted (its mappings never overlap)."""
         self._slot_at: list[tuple[int, int]] = []
         """(gpa, slot) of the table, sorted (slots never overlap)."""
+        self._slot_starts: list[int] = []
+        """The gpas of ``_slot_at``, for bisect."""
+        self._holes: list[int] = []
+        """Slot ids below ``_top`` that the table does not use, sorted."""
+        self._top = 0
+        """One past the highest slot id ever used."""
         self._queue: list[Queued] = []
         self._in_sync = True
         self.windowed = True
@@ -361,7 +368,7 @@ class KvmMemoryListener(MemoryListener):
         mapping straddles their edges.  Everything outside is mapped as the view asks
         (the listener is in sync), so this equals the plan of the whole table."""
         wins = sorted(batch_windows)
-        slot_starts = [g for g, _ in self._slot_at]
+        slot_starts = self._slot_starts
         while True:
             slots: dict[int, Slot] = {}
             want: dict[int, SlotMapping] = {}
@@ -391,9 +398,21 @@ class KvmMemoryListener(MemoryListener):
             wins = grown
         cuts: list[int] = []
         if self.tree_aware and want:
-            for lo, hi in wins:
-                cuts.extend(self._cut_points(lo, hi))
+            if len(wins) > 8:  # many windows: one walk of the whole tree (cached) is cheaper
+                everywhere = self._cut_points()
+                for lo, hi in wins:
+                    cuts.extend(
+                        everywhere[
+                            bisect.bisect_left(everywhere, lo) : bisect.bisect_left(everywhere, hi)
+                        ]
+                    )
+            else:
+                for lo, hi in wins:
+                    cuts.extend(self._cut_points(lo, hi))
         outside = _Outside(self._slots, slots)
+        # slot ids in the order the whole plan would try them: the ones it sees, the
+        # unused ones, then the never used ones
+        free_ids = heapq.merge(sorted(slots), self._holes, range(self._top, self.caps.nr_memslots))
         return plan(
             list(slots.values()),
             [want[g] for g in sorted(want)],
@@ -402,6 +421,7 @@ class KvmMemoryListener(MemoryListener):
             qemu_like=self.qemu_like,
             reserved=outside,
             reserved_count=len(self._slots) - len(slots),
+            free_ids=free_ids,
         )
 
     def apply(
@@ -419,7 +439,7 @@ class KvmMemoryListener(MemoryListener):
         with self._lock:
             t0 = time.perf_counter_ns()
             self._ioctl_ns = 0
-            windowed = windows is not None and self._in_sync
+            windowed = windows is not None and self._in_sync and len(windows) <= len(self._told)
             self._in_sync = False
             if windowed and windows is not None:
                 p = self._windowed_plan(windows)
@@ -429,8 +449,9 @@ class KvmMemoryListener(MemoryListener):
             assert all(self._slots.get(s.slot) == s for s in p.slots_after)
             assert windowed or len(self._slots) == len(p.slots_after)
             self._in_sync = True
-            live = {m.block for m in self._told.values()}
-            self._blocks = {k: b for k, b in self._blocks.items() if k in live}
+            if not windowed:  # drop the blocks no mapping uses any more (O(n): not per window)
+                live = {m.block for m in self._told.values()}
+                self._blocks = {k: b for k, b in self._blocks.items() if k in live}
         report = CommitReport(
             p,
             paused_ns > 0,
@@ -475,10 +496,21 @@ class KvmMemoryListener(MemoryListener):
             self._ioctl_ns += time.perf_counter_ns() - t0
         old = self._slots.pop(slot, None)
         if old is not None:
-            del self._slot_at[bisect.bisect_left(self._slot_at, (old.mapping.gpa, slot))]
-        if not delete:
+            k = bisect.bisect_left(self._slot_at, (old.mapping.gpa, slot))
+            del self._slot_at[k]
+            del self._slot_starts[k]
+        if delete:
+            bisect.insort(self._holes, slot)
+        else:
             self._slots[slot] = Slot(slot, m)
-            bisect.insort(self._slot_at, (m.gpa, slot))
+            k = bisect.bisect_left(self._slot_at, (m.gpa, slot))
+            self._slot_at.insert(k, (m.gpa, slot))
+            self._slot_starts.insert(k, m.gpa)
+            if slot >= self._top:
+                self._holes.extend(range(self._top, slot))
+                self._top = slot + 1
+            elif old is None:
+                del self._holes[bisect.bisect_left(self._holes, slot)]
 
     def _execute(self, p: Plan) -> int:
         """Run the plan; returns the ns vCPUs were paused.  Rolls back on failure."""

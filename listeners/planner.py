@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Collection, Container, Sequence
+from collections.abc import Collection, Container, Iterable, Sequence
 from typing import Literal
 
 import attrs
@@ -274,6 +274,7 @@ def plan(
     qemu_like: bool = False,
     reserved: Container[int] = frozenset(),
     reserved_count: int = 0,
+    free_ids: Iterable[int] | None = None,
 ) -> Plan:
     """Plan the ioctls that turn the slot table ``old`` into one mapping ``desired``.
 
@@ -281,7 +282,8 @@ def plan(
     plan as QEMU's listener does (one slot per flat range, delete every slot whose
     range changed), for comparison.  ``reserved``/``reserved_count``: slot ids (and
     their number) held by slots outside ``old`` that the plan must leave alone (a
-    windowed plan: ``old`` and ``desired`` are what intersects the changed windows).
+    windowed plan: ``old`` and ``desired`` are what intersects the changed windows);
+    ``free_ids``: the candidate ids for new slots in ascending order (default: all).
     """
     caps = caps or PlanCaps()
     want = MappingIndex(desired)
@@ -307,7 +309,8 @@ def plan(
     moved_ids = {s.slot for s, _ in moves}
 
     used = {s.slot for s in kept} | moved_ids
-    free = (i for i in range(caps.nr_memslots) if i not in used and i not in reserved)
+    candidates = range(caps.nr_memslots) if free_ids is None else free_ids
+    free = (i for i in candidates if i not in used and i not in reserved)
     create_slots = [Slot(next(free), c) for c in creates]
 
     # protection and the hole figures: bytes mapped both before and after
