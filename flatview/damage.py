@@ -16,7 +16,7 @@ import bisect
 from collections.abc import Sequence
 
 from flatview.diff import RangeUpdate, ViewDiff, diff_ranges
-from flatview.flatrange import FlatRange, FlatView
+from flatview.flatrange import FlatRange, FlatView, merge_adjacent
 from flatview.region import ADDR_SPACE_END, MemoryRegion
 from flatview.render import render_window
 
@@ -110,16 +110,6 @@ def _ambiguous(a: FlatRange | None, after: FlatRange | None) -> bool:
     )
 
 
-def _greedy_merge(seq: list[FlatRange]) -> list[FlatRange]:
-    out: list[FlatRange] = []
-    for r in seq:
-        if out and out[-1].can_merge(r):
-            out[-1] = out[-1].merged(r)
-        else:
-            out.append(r)
-    return out
-
-
 def rerender(
     root: MemoryRegion, old: FlatView, windows: Sequence[tuple[int, int]], *, limit: float = 0.5
 ) -> tuple[FlatView, ViewDiff[FlatRange]] | None:
@@ -177,7 +167,7 @@ def rerender(
             or _ambiguous(fresh[-1], right[0] if right else None)
         ):
             return None
-        new = _greedy_merge(left + fresh + right)
+        new = merge_adjacent(left + fresh + right)
         d = diff_ranges(ranges[a:b], new)
         removed.extend(d.removed)
         updates.extend(d.updates)

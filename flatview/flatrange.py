@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import attrs
 
@@ -91,6 +91,17 @@ class FlatRange:
         """TYPE as ``info mtree -f`` prints it: ``rom`` for any read-only range."""
         prefix = "nv-" if self.nonvolatile else ""
         return prefix + ("rom" if self.readonly else self.region.mtree_type())
+
+
+def merge_adjacent(ranges: Iterable[FlatRange]) -> list[FlatRange]:
+    """Address-sorted ranges with neighbours merged wherever QEMU's rule allows."""
+    out: list[FlatRange] = []
+    for r in ranges:
+        if out and out[-1].can_merge(r):
+            out[-1] = out[-1].merged(r)
+        else:
+            out.append(r)
+    return out
 
 
 @attrs.frozen(slots=True)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Iterator
 
-from flatview.flatrange import FlatRange, FlatView
+from flatview.flatrange import FlatRange, FlatView, merge_adjacent
 from flatview.region import ADDR_SPACE_END, MemoryRegion
 
 # start, end, region, offset_in_region, readonly, nonvolatile, unmergeable
@@ -131,19 +132,17 @@ def render_window(root: MemoryRegion, lo: int, hi: int) -> list[FlatRange]:
 
 def simplify(pieces: list[_Piece]) -> tuple[FlatRange, ...]:
     """Build FlatRanges, merging neighbours exactly when QEMU's rule allows."""
-    out: list[FlatRange] = []
     masks: dict[int, tuple[int, bool]] = {}
-    for start, end, mr, off, ro, nv, um in pieces:
-        attrs_ = masks.get(id(mr))
-        if attrs_ is None:
-            attrs_ = masks[id(mr)] = (mr.dirty_log_mask(), mr.romd_mode)
-        mask, romd = attrs_
-        fr = FlatRange(start, end - start, mr, off, ro, romd, nv, um, mask)
-        if out and out[-1].can_merge(fr):
-            out[-1] = out[-1].merged(fr)
-        else:
-            out.append(fr)
-    return tuple(out)
+
+    def ranges() -> Iterator[FlatRange]:
+        for start, end, mr, off, ro, nv, um in pieces:
+            attrs_ = masks.get(id(mr))
+            if attrs_ is None:
+                attrs_ = masks[id(mr)] = (mr.dirty_log_mask(), mr.romd_mode)
+            mask, romd = attrs_
+            yield FlatRange(start, end - start, mr, off, ro, romd, nv, um, mask)
+
+    return tuple(merge_adjacent(ranges()))
 
 
 def resolve_root(mr: MemoryRegion | None) -> MemoryRegion | None:
