@@ -142,8 +142,9 @@ class MemoryRegion:
         self._aliases: list[MemoryRegion] = []
         """The aliases that show this region (a reverse map kept by their constructor)."""
         self._opaque: tuple[int, list[MemoryRegion]] | None = None
-        self._index: tuple[list[int], list[MemoryRegion], int] | None = None
-        """Children sorted by address (starts, children, largest size); None when stale."""
+        self._index: tuple[list[int], list[MemoryRegion], int, dict[int, int]] | None = None
+        """Children sorted by address (starts, children, largest size, render position of
+        each); None when stale."""
         """Cache of damage.places: the aliases that are not transparent tops."""
         self.ram_block = ram_block
         self.ops = ops
@@ -338,18 +339,16 @@ class MemoryRegion:
         if self._index is None:
             by_addr = sorted(self._subregions, key=lambda c: c._addr)
             widest = max((c._size for c in by_addr), default=0)
-            self._index = ([c._addr for c in by_addr], by_addr, widest)
-        starts, by_addr, widest = self._index
+            order = {id(c): k for k, c in enumerate(self._subregions)}
+            self._index = ([c._addr for c in by_addr], by_addr, widest, order)
+        starts, by_addr, widest, order = self._index
         i = bisect.bisect_left(starts, lo - widest)
         j = bisect.bisect_left(starts, hi)
         if j - i > len(starts) // 2:
             return self._subregions
-        found = {id(c) for c in by_addr[i:j] if c._addr + c._size > lo}
-        return (
-            [c for c in self._subregions if id(c) in found]
-            if len(found) > 8
-            else sorted((c for c in by_addr[i:j] if id(c) in found), key=self._subregions.index)
-        )
+        found = [c for c in by_addr[i:j] if c._addr + c._size > lo]
+        found.sort(key=lambda c: order[id(c)])
+        return found
 
     def _insert_child(self, child: MemoryRegion) -> None:
         self._index = None

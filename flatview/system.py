@@ -34,6 +34,9 @@ class Space(Protocol):
     @property
     def flatview(self) -> FlatView: ...
 
+    _view: FlatView
+    """The view last published (read by the system without going through ``flatview``)."""
+
     def _publish(
         self, new: FlatView, errors: list[Exception], diff: ViewDiff[FlatRange] | None
     ) -> None: ...
@@ -59,8 +62,6 @@ class MemorySystem:
         self._damage_all = False
         self._rendered_root: dict[int, MemoryRegion | None] = {}
         """Per address space (by id): the resolved root its view was rendered from."""
-        self._views: dict[int, FlatView] = {}
-        """Per address space (by id): the view last published."""
         self._resolved: list[tuple[MemoryRegion | None, list[Space], set[int]]] | None = None
         """Spaces grouped by resolved root (None: resolve again at the next commit)."""
         self._watched: set[int] = set()
@@ -229,14 +230,13 @@ class MemorySystem:
                 and (not fresh or all(self._rendered_root.get(id(sp)) is root for sp in spaces))
             ):
                 wins = [w for k in keys for w in windows.get(k, ())]
-                prev = self._views[id(first)]
+                prev = first._view
                 result = (prev, ViewDiff((), ())) if not wins else rerender(root, prev, wins)
             if result is None:
                 result = (render(root), None)
             for s in spaces:
                 out[id(s)] = result
                 self._rendered_root[id(s)] = root
-                self._views[id(s)] = result[0]
         return out
 
     # -- global dirty logging ------------------------------------------------------
@@ -282,24 +282,15 @@ class MemorySystem:
         self._resolved = None
         root = resolve_root(space.root)
         self._rendered_root[id(space)] = root
-        view = next(
-            (
-                self._views[id(other)]
-                for other in self._spaces[:-1]
-                if resolve_root(other.root) is root and self._rendered_root.get(id(other)) is root
-            ),
-            None,
-        )
-        if view is None:
-            view = render(root)
-        self._views[id(space)] = view
-        return view
+        for other in self._spaces[:-1]:
+            if resolve_root(other.root) is root and self._rendered_root.get(id(other)) is root:
+                return other._view
+        return render(root)
 
     def _remove_space(self, space: Space) -> None:
         self._spaces.remove(space)
         self._resolved = None
         self._rendered_root.pop(id(space), None)
-        self._views.pop(id(space), None)
 
     def _register(self, listener: MemoryListener, space: Space) -> None:
         i = len(self._registry)

@@ -1,7 +1,8 @@
 """The KVM memory listener: queue what a transaction tells it, plan at commit, apply.
 
 It works only from what it is told.  During a transaction it queues each callback
-with its section (del / add / resize / nop / log_start / log_stop, with masks);
+with its section (del / add / resize / log_start / log_stop, with masks; it does not
+implement region_nop, so unchanged ranges cost it nothing);
 at commit it applies that batch to its own copy of the view (the slot mapping of
 every range it was told about), hands its slot table and that layout to the pure
 :func:`~listeners.planner.plan`, and executes the plan.  It never reads the
@@ -26,7 +27,7 @@ Invariant, on every path: :attr:`slots` is exactly the kernel's slot table for
 this listener (it records each ioctl that succeeded, rollbacks included).  If an
 ioctl fails, the ones already done are undone in reverse and :class:`CommitError`
 is raised (``rolled_back`` says whether the undo succeeded); the listener is then
-out of sync, and its next commit — even one whose callbacks are all nops —
+out of sync, and its next commit — even one that tells it nothing —
 plans from the exact table to the view it was told about.  Unregistering
 (``close``, ``remove_listener``, ``AddressSpace.destroy``) tells it every range
 is gone, so it deletes every slot it made.
@@ -63,7 +64,7 @@ from listeners.slot_layout import SlotMapping, cut_points, slot_mapping
 Mode = Literal["auto", "optimistic", "quiesce", "naive"]
 MODES: tuple[Mode, ...] = ("auto", "optimistic", "quiesce", "naive")
 
-CallbackKind = Literal["del", "add", "resize", "nop", "log_start", "log_stop"]
+CallbackKind = Literal["del", "add", "resize", "log_start", "log_stop"]
 
 
 class _Outside:
@@ -228,8 +229,7 @@ class KvmMemoryListener(MemoryListener):
         if self in self.space.listeners:
             self.space.remove_listener(self)
         else:
-            self._told.clear()
-            self._told_at.clear()
+            self._forget_view()
             self.apply()
         if self.vcpus is not None and self.window is not None:
             self.vcpus.set_commit_window(None)
@@ -240,8 +240,7 @@ class KvmMemoryListener(MemoryListener):
         :class:`RegistrationError`, which carries the listener to ``close()`` later."""
         if not self._slots:
             return
-        self._told.clear()
-        self._told_at.clear()
+        self._forget_view()
         try:
             self.apply()
         except KvmError as e:
@@ -277,9 +276,9 @@ class KvmMemoryListener(MemoryListener):
         queued = tuple(self._queue)
         self._queue.clear()
         batch = self._take(queued)
-        if self._in_sync and all(q.kind == "nop" for q in queued):
+        if self._in_sync and not queued:
             return
-        windows = [(q.section.addr, q.section.end) for q in queued if q.kind != "nop"]
+        windows = [(q.section.addr, q.section.end) for q in queued]
         windows += [(q.old.addr, q.old.end) for q in queued if q.old is not None]
         self.apply(tuple(q.kind for q in queued), batch, windows if self.windowed else None)
 
@@ -308,7 +307,7 @@ class KvmMemoryListener(MemoryListener):
                 if m is not None:
                     self._tell(q.section.addr, m)
                     added.append(m)
-            elif q.kind != "del":  # nop, log_start, log_stop: the mask may have changed
+            elif q.kind != "del":  # log_start, log_stop: the dirty-log flag may have changed
                 before = told.get(q.section.addr)
                 m = self._mapping(q.section)
                 if m is None:
@@ -318,6 +317,11 @@ class KvmMemoryListener(MemoryListener):
                 if before is not None and m is not None and before.flags != m.flags:
                     relogged.append((before, m))
         return Batch.of(removed, added, relogged)
+
+    def _forget_view(self) -> None:
+        """As if told that every range is gone (the next plan deletes every slot)."""
+        self._told.clear()
+        self._told_at.clear()
 
     def _tell(self, addr: int, m: SlotMapping) -> None:
         if addr not in self._told:
@@ -398,17 +402,10 @@ class KvmMemoryListener(MemoryListener):
             wins = grown
         cuts: list[int] = []
         if self.tree_aware and want:
-            if len(wins) > 8:  # many windows: one walk of the whole tree (cached) is cheaper
-                everywhere = self._cut_points()
-                for lo, hi in wins:
-                    cuts.extend(
-                        everywhere[
-                            bisect.bisect_left(everywhere, lo) : bisect.bisect_left(everywhere, hi)
-                        ]
-                    )
-            else:
-                for lo, hi in wins:
-                    cuts.extend(self._cut_points(lo, hi))
+            if len(wins) > 8:
+                self._cut_points()  # many windows: one cached walk of the whole tree is cheaper
+            for lo, hi in wins:
+                cuts.extend(self._cut_points(lo, hi))
         outside = _Outside(self._slots, slots)
         # slot ids in the order the whole plan would try them: the ones it sees, the
         # unused ones, then the never used ones
