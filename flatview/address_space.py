@@ -38,8 +38,7 @@ class AddressSpace:
         self.name = name
         self.system = system
         self._placements: tuple[int, tuple[Placement, ...]] | None = None
-        self._view: FlatView = FlatView(())
-        self._view = system._add_space(self)
+        self._cell = system._add_space(self)
 
     @property
     def root(self) -> MemoryRegion:
@@ -48,7 +47,11 @@ class AddressSpace:
     @property
     def flatview(self) -> FlatView:
         """The current, immutable view (replaced as a whole at each commit)."""
-        return self._view
+        return self._cell.view
+
+    @property
+    def _view(self) -> FlatView:
+        return self._cell.view
 
     @property
     def listeners(self) -> tuple[MemoryListener, ...]:
@@ -123,10 +126,15 @@ class AddressSpace:
     def section(self, fr: FlatRange) -> MemoryRegionSection:
         return MemoryRegionSection(self, fr)
 
-    def _publish(
-        self, new: FlatView, errors: list[Exception], diff: ViewDiff[FlatRange] | None = None
+    def _notify(
+        self,
+        old: FlatView,
+        new: FlatView,
+        errors: list[Exception],
+        diff: ViewDiff[FlatRange] | None = None,
     ) -> None:
-        """Diff the old view against ``new``, notify listeners range-major, then publish.
+        """Diff ``old`` against ``new`` and notify listeners range-major (the system
+        publishes ``new`` afterwards, once for every space that shares it).
 
         ``diff``, from a windowed re-render, lacks the nops outside the changed
         windows: it is used unless a listener implements ``region_nop`` (then the
@@ -134,8 +142,6 @@ class AddressSpace:
         that raises does not stop the others: its error is appended to ``errors``
         (the system raises the first one once every listener committed).
         """
-        old = self._view
-        self._view = new
         fwd = self.listeners
         if not fwd:
             return

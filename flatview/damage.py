@@ -12,7 +12,6 @@ damage covers much of the view.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 
 from flatview.diff import RangeUpdate, ViewDiff, diff_ranges
@@ -116,16 +115,15 @@ def rerender(
     """``old`` re-rendered in ``windows`` only, and the diff of the changed spans (the
     full diff minus its nops outside them); None when the windows touch more than
     ``limit`` of the view (render it whole instead)."""
-    ranges, starts = old.ranges, old._starts
-    n = len(ranges)
+    n = len(old)
 
     def span(lo: int, hi: int) -> tuple[int, int]:
         """Old ranges touching [lo, hi), widened by one neighbour on each side (the
         merge rule may join a new range with it)."""
-        i = bisect.bisect_right(starts, lo) - 1
-        if i < 0 or ranges[i].end <= lo:
+        i = old.bisect_right(lo) - 1
+        if i < 0 or old.at(i).end <= lo:
             i += 1
-        j = bisect.bisect_left(starts, hi)
+        j = old.bisect_left(hi)
         return max(i - 1, 0), min(j + 1, n)
 
     wins = _merged_windows(windows)
@@ -139,17 +137,14 @@ def rerender(
         spans.append((a, b, lo, hi))
     if sum(b - a for a, b, _, _ in spans) > limit * max(n, 8):
         return None
-    out: list[FlatRange] = []
-    out_starts: list[int] = []
+    edits: list[tuple[int, int, list[FlatRange]]] = []
     removed: list[FlatRange] = []
     updates: list[RangeUpdate[FlatRange]] = []
-    at = 0
     for a, b, lo, hi in spans:
-        out.extend(ranges[at:a])
-        out_starts.extend(starts[at:a])
         left: list[FlatRange] = []
         right: list[FlatRange] = []
-        for r in ranges[a:b]:
+        before = old.slice(a, b)
+        for r in before:
             if r.end <= lo:
                 left.append(r)
             elif r.addr >= hi:
@@ -168,14 +163,8 @@ def rerender(
         ):
             return None
         new = merge_adjacent(left + fresh + right)
-        d = diff_ranges(ranges[a:b], new)
+        d = diff_ranges(before, new)
         removed.extend(d.removed)
         updates.extend(d.updates)
-        out.extend(new)
-        out_starts.extend(r.addr for r in new)
-        at = b
-    out.extend(ranges[at:])
-    out_starts.extend(starts[at:])
-    return FlatView._from_sorted(tuple(out), tuple(out_starts)), ViewDiff(
-        tuple(removed), tuple(updates)
-    )
+        edits.append((a, b, new))
+    return old.spliced(edits), ViewDiff(tuple(removed), tuple(updates))

@@ -64,6 +64,6 @@ def placements(
         if target is not None:
             push((target, start - target._addr - mr._alias_offset, lo, hi, depth + 1))
         else:
-            for child in mr._subregions:
+            for child in mr._children_in(lo - start, hi - start):
                 push((child, start, lo, hi, depth + 1))
     return tuple(out)

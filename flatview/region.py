@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import bisect
 import enum
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
 import attrs
 
+from flatview.child_index import ChildIndex, render_key
 from flatview.dirty import DirtyLogClient, DirtySnapshot
 from flatview.errors import RegionError
 from flatview.hostmem import HostMemoryError, RamBlock, page_align_up
+
+_insertions = itertools.count(1)
+
+INDEXED = 32
+"""Containers with more children than this find the children a window meets
+through an index by address (renders and placement walks of partial windows)."""
 
 
 class RegionOwner(Protocol):
@@ -142,7 +150,10 @@ class MemoryRegion:
         self._aliases: list[MemoryRegion] = []
         """The aliases that show this region (a reverse map kept by their constructor)."""
         self._opaque: tuple[int, list[MemoryRegion]] | None = None
-        self._index: tuple[list[int], list[MemoryRegion], int, dict[int, int]] | None = None
+        self._index: ChildIndex[MemoryRegion] | None = None
+        """Built on the first windowed lookup, then kept up to date by every change."""
+        self._seq = 0
+        """When it was last added to a parent (render order among equal priorities)."""
         """Children sorted by address (starts, children, largest size, render position of
         each); None when stale."""
         """Cache of damage.places: the aliases that are not transparent tops."""
@@ -335,29 +346,23 @@ class MemoryRegion:
 
     def _children_in(self, lo: int, hi: int) -> list[MemoryRegion]:
         """The children that may intersect ``[lo, hi)`` (offsets in this region), in
-        render order: found by address through an index rebuilt after each change."""
-        if self._index is None:
-            by_addr = sorted(self._subregions, key=lambda c: c._addr)
-            widest = max((c._size for c in by_addr), default=0)
-            order = {id(c): k for k, c in enumerate(self._subregions)}
-            self._index = ([c._addr for c in by_addr], by_addr, widest, order)
-        starts, by_addr, widest, order = self._index
-        i = bisect.bisect_left(starts, lo - widest)
-        j = bisect.bisect_left(starts, hi)
-        if j - i > len(starts) // 2:
+        render order: all of them for a small container or a window covering it, else
+        found by address through the container's :class:`ChildIndex`."""
+        if len(self._subregions) <= INDEXED or (lo <= 0 and hi >= self._size):
             return self._subregions
-        found = [c for c in by_addr[i:j] if c._addr + c._size > lo]
-        found.sort(key=lambda c: order[id(c)])
-        return found
+        if self._index is None:
+            self._index = ChildIndex(self._subregions)
+        found = self._index.find(lo, hi)
+        return self._subregions if found is None else found
 
     def _insert_child(self, child: MemoryRegion) -> None:
-        self._index = None
+        child._seq = next(_insertions)
+        if self._index is not None:
+            self._index.add(child)
         child._parent = self
-        for i, other in enumerate(self._subregions):
-            if child._priority >= other._priority:
-                self._subregions.insert(i, child)
-                return
-        self._subregions.append(child)
+        # render order: higher priority first, the newest first among equals
+        i = bisect.bisect_left(self._subregions, render_key(child), key=render_key)
+        self._subregions.insert(i, child)
 
     def del_subregion(self, child: MemoryRegion) -> None:
         if child._parent is not self:
@@ -368,8 +373,11 @@ class MemoryRegion:
         self.system._check_mutable("del_subregion")
         with self.system.transaction():
             self.system._damage(child)
-            self._subregions.remove(child)
-            self._index = None
+            del self._subregions[
+                bisect.bisect_left(self._subregions, render_key(child), key=render_key)
+            ]
+            if self._index is not None:
+                self._index.remove(child)
             child._parent = None
             self.system._structure_changed()
             if self._enabled and child._enabled:
@@ -468,8 +476,8 @@ class MemoryRegion:
         with self.system.transaction():
             self.system._damage(self)
             self._size = size
-            if self._parent is not None:
-                self._parent._index = None
+            if self._parent is not None and self._parent._index is not None:
+                self._parent._index.grew(size)
             self.system._damage(self)
             self.system._structure_changed()
             self.system._mark_pending()

@@ -97,20 +97,12 @@ def _render(
     if target is not None:
         _render(canvas, target, base - target._addr - mr._alias_offset, start, end, ro, nv, um)
         return
-    children = mr._subregions
-    if len(children) > _INDEXED and end - start < mr._size:
-        children = mr._children_in(start - base, end - base)
-    for child in children:
+    for child in mr._children_in(start - base, end - base):
         child_start = base + child._addr
-        if child_start < end and child_start + child._size > start:
+        if child._enabled and child_start < end and child_start + child._size > start:
             _render(canvas, child, base, start, end, ro, nv, um)
     if mr.kind.terminates:
         canvas.fill(start, end, mr, base, ro, nv, um)
-
-
-_INDEXED = 32
-"""Containers with more children than this look children up by address when a
-window covers only part of them."""
 
 
 def render(root: MemoryRegion | None) -> FlatView:

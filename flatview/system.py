@@ -25,6 +25,19 @@ from flatview.region import MemoryRegion, MmioOps, RegionKind, check_size
 from flatview.render import render, resolve_chain, resolve_root
 
 
+class ViewCell:
+    """Where an address space reads its current view.  Spaces whose roots resolve
+    to the same region share one cell, so a commit publishes their new view with one
+    store, however many spaces there are (firmware enumerating PCI devices, each
+    with a bus-master space aliasing system memory, would otherwise pay per space
+    per commit)."""
+
+    __slots__ = ("view",)
+
+    def __init__(self, view: FlatView) -> None:
+        self.view = view
+
+
 class Space(Protocol):
     """What the system needs from an address space (an :class:`AddressSpace`)."""
 
@@ -34,12 +47,36 @@ class Space(Protocol):
     @property
     def flatview(self) -> FlatView: ...
 
-    _view: FlatView
-    """The view last published (read by the system without going through ``flatview``)."""
+    _cell: ViewCell
+    """The cell holding the view last published (shared within a group)."""
 
-    def _publish(
-        self, new: FlatView, errors: list[Exception], diff: ViewDiff[FlatRange] | None
+    def _notify(
+        self,
+        old: FlatView,
+        new: FlatView,
+        errors: list[Exception],
+        diff: ViewDiff[FlatRange] | None,
     ) -> None: ...
+
+
+class _Group:
+    """Spaces whose roots resolve to ``root``: one view, one cell.
+
+    ``keys`` are the ids of every region the resolution looked at (damage there
+    means: resolve again); ``parentless`` whether every space's root is a tree's
+    top (windows are recorded in those coordinates); ``fresh`` until the first
+    commit after the grouping published through the group's own cell."""
+
+    __slots__ = ("cell", "fresh", "keys", "listening", "parentless", "root", "spaces")
+
+    def __init__(self, root: MemoryRegion | None, first: Space) -> None:
+        self.root = root
+        self.spaces: list[Space] = [first]
+        self.keys: set[int] = set()
+        self.parentless = True
+        self.cell = ViewCell(first._cell.view)
+        self.fresh = True
+        self.listening: tuple[int, list[Space]] | None = None
 
 
 class MemorySystem:
@@ -54,6 +91,7 @@ class MemorySystem:
         self._registry: list[tuple[MemoryListener, Space]] = []
         self._by_space: dict[int, tuple[MemoryListener, ...]] = {}
         """The registry by space (id), derived after each registration change."""
+        self._registry_generation = 0
         self.commits = 0
         """How many outermost commits rendered and notified (for tests and benchmarks)."""
         self._damaged: list[Place] = []
@@ -62,7 +100,7 @@ class MemorySystem:
         self._damage_all = False
         self._rendered_root: dict[int, MemoryRegion | None] = {}
         """Per address space (by id): the resolved root its view was rendered from."""
-        self._resolved: list[tuple[MemoryRegion | None, list[Space], set[int]]] | None = None
+        self._resolved: list[_Group] | None = None
         """Spaces grouped by resolved root (None: resolve again at the next commit)."""
         self._watched: set[int] = set()
         self.incremental = True
@@ -146,9 +184,8 @@ class MemorySystem:
                     listener.begin()
                 except Exception as e:
                     errors.append(e)
-            for space in list(self._spaces):
-                view, diff = views[id(space)]
-                space._publish(view, errors, diff)
+            for group, view, diff in views:
+                self._publish(group, view, diff, errors)
             for listener in listeners:
                 try:
                     listener.commit()
@@ -190,54 +227,88 @@ class MemorySystem:
         if self._committing:
             raise TransactionError(f"{where}: the topology cannot change while a commit runs")
 
-    def _groups(self) -> list[tuple[MemoryRegion | None, list[Space], set[int]]]:
-        """Spaces grouped by resolved root, with the ids of every region their
-        resolution looked at (damage there means: resolve again)."""
+    def _groups(self) -> list[_Group]:
+        """Spaces grouped by resolved root (cached until a watched region changes)."""
         if self._resolved is None:
-            groups: dict[int, tuple[MemoryRegion | None, list[Space], set[int]]] = {}
+            groups: dict[int, _Group] = {}
             watched: set[int] = set()
             for space in self._spaces:
                 chain, root = resolve_chain(space.root)
-                _, members, keys = groups.setdefault(id(root), (root, [], set()))
-                members.append(space)
-                keys.update(id(mr) for mr in chain)
+                group = groups.get(id(root))
+                if group is None:
+                    group = groups[id(root)] = _Group(root, space)
+                else:
+                    group.spaces.append(space)
+                group.keys.update(id(mr) for mr in chain)
+                group.parentless = group.parentless and space.root.parent is None
                 watched.update(id(mr) for mr in chain)
             self._resolved = list(groups.values())
             self._watched = watched
         return self._resolved
 
-    def _render_all(self) -> dict[int, tuple[FlatView, ViewDiff[FlatRange] | None]]:
-        """One view per resolved root (spaces sharing a root share the view object):
-        the damaged windows re-rendered into the previous view where that is
-        possible, with the diff of the changed spans; else a full render (diff None)."""
+    def _render_all(self) -> list[tuple[_Group, FlatView, ViewDiff[FlatRange] | None]]:
+        """One view per group: the damaged windows re-rendered into the previous
+        view where that is possible, with the diff of the changed spans; else a
+        full render (diff None)."""
         windows: dict[int, list[tuple[int, int]]] = {}
         for top, _base, lo, hi in self._damaged:
             windows.setdefault(id(top), []).append((lo, hi))
         damage_all = self._damage_all or not self.incremental
         self._damaged, self._damage_all = [], False
-        out: dict[int, tuple[FlatView, ViewDiff[FlatRange] | None]] = {}
-        fresh = self._resolved is None
-        for root, spaces, keys in self._groups():
-            first = spaces[0]
+        out: list[tuple[_Group, FlatView, ViewDiff[FlatRange] | None]] = []
+        for group in self._groups():
+            root = group.root
             result: tuple[FlatView, ViewDiff[FlatRange] | None] | None = None
             # windows are in the coordinates of parentless roots, and the previous
-            # view must come from the same resolved root (checked after a new resolution;
-            # unchanged since, as every render below records it)
+            # view must come from the same resolved root (checked after a new
+            # grouping; unchanged since, as every render below records it)
             if (
                 not damage_all
                 and root is not None
-                and all(sp.root.parent is None for sp in spaces)
-                and (not fresh or all(self._rendered_root.get(id(sp)) is root for sp in spaces))
+                and group.parentless
+                and (
+                    not group.fresh
+                    or all(self._rendered_root.get(id(sp)) is root for sp in group.spaces)
+                )
             ):
-                wins = [w for k in keys for w in windows.get(k, ())]
-                prev = first._view
+                keys = group.keys
+                wins = [w for k, ws in windows.items() if k in keys for w in ws]
+                prev = group.cell.view
                 result = (prev, ViewDiff((), ())) if not wins else rerender(root, prev, wins)
             if result is None:
                 result = (render(root), None)
-            for s in spaces:
-                out[id(s)] = result
-                self._rendered_root[id(s)] = root
+            out.append((group, *result))
         return out
+
+    def _listening(self, group: _Group) -> list[Space]:
+        """The group's spaces that have listeners (cached until the registry changes)."""
+        if group.listening is None or group.listening[0] != self._registry_generation:
+            spaces = [sp for sp in group.spaces if id(sp) in self._by_space]
+            group.listening = (self._registry_generation, spaces)
+        return group.listening[1]
+
+    def _publish(
+        self,
+        group: _Group,
+        view: FlatView,
+        diff: ViewDiff[FlatRange] | None,
+        errors: list[Exception],
+    ) -> None:
+        """Notify the group's listening spaces (old view to ``view``), then publish
+        ``view`` with one store into the group's cell.  After a new grouping each
+        space is notified from its own previous view, then joins the group's cell."""
+        if group.fresh:
+            for space in group.spaces:
+                space._notify(space._cell.view, view, errors, diff)
+            for space in group.spaces:
+                space._cell = group.cell
+                self._rendered_root[id(space)] = group.root
+            group.fresh = False
+        else:
+            old = group.cell.view
+            for space in self._listening(group):
+                space._notify(old, view, errors, diff)
+        group.cell.view = view
 
     # -- global dirty logging ------------------------------------------------------
     def global_log_start(self) -> None:
@@ -277,15 +348,17 @@ class MemorySystem:
         """The listeners registered on ``space``, in ascending priority."""
         return self._by_space.get(id(space), ())
 
-    def _add_space(self, space: Space) -> FlatView:
+    def _add_space(self, space: Space) -> ViewCell:
+        """Register ``space``; its cell holds the view of an existing space with the
+        same resolved root (one view object for both), else a new render."""
         self._spaces.append(space)
         self._resolved = None
         root = resolve_root(space.root)
         self._rendered_root[id(space)] = root
         for other in self._spaces[:-1]:
             if resolve_root(other.root) is root and self._rendered_root.get(id(other)) is root:
-                return other._view
-        return render(root)
+                return ViewCell(other._cell.view)
+        return ViewCell(render(root))
 
     def _remove_space(self, space: Space) -> None:
         self._spaces.remove(space)
@@ -310,6 +383,7 @@ class MemorySystem:
         for listener, space in self._registry:
             by_space.setdefault(id(space), []).append(listener)
         self._by_space = {k: tuple(v) for k, v in by_space.items()}
+        self._registry_generation += 1
 
 
 class _Transaction:

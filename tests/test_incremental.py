@@ -163,9 +163,9 @@ def test_incremental_commits_with_every_container_indexed() -> None:
     import pytest
     from hypothesis.stateful import run_state_machine_as_test
 
-    render_module = sys.modules["flatview.render"]  # the package exports render()
+    region_module = sys.modules["flatview.region"]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(render_module, "_INDEXED", 0)
+        mp.setattr(region_module, "INDEXED", 0)
         run_state_machine_as_test(
             IncrementalCommits,
             settings=settings(
@@ -175,3 +175,39 @@ def test_incremental_commits_with_every_container_indexed() -> None:
                 suppress_health_check=[HealthCheck.too_slow],
             ),
         )
+
+
+def test_spaces_sharing_a_root_share_one_view_and_only_listening_ones_are_told() -> None:
+    """Many spaces whose roots alias one region: one view object for all, published
+    once per commit; the one space with a listener gets the exact stream; a space
+    whose root stops resolving alike leaves the group with its own view."""
+    from flatview import MemorySystem
+
+    s = MemorySystem()
+    system = s.container("system", 1 << 32)
+    ram = s.ram("ram", 0x10000)
+    system.add_subregion(0, ram)
+    memory = AddressSpace(system, "memory")
+    bus = [AddressSpace(s.alias(f"bm{k}", system, 0, 1 << 32), f"bm{k}") for k in range(6)]
+    rec = QuietRecorder()
+    bus[3].add_listener(rec)
+    rec.events.clear()
+    before = memory.flatview
+    bar = s.ram_device("bar", 0x1000)
+    system.add_subregion(0x8000_0000, bar)
+    views = {id(sp.flatview) for sp in [memory, *bus]}
+    assert len(views) == 1 and memory.flatview is not before
+    assert memory.flatview.ranges == render(system).ranges
+    assert got_stream(rec) == expected_stream(before, memory.flatview, rec)
+
+    # bm5 now shows only the low half of system memory: its own resolution, its own view
+    bus[5].root.set_size(0x8000_0000)
+    assert bus[5].flatview is not memory.flatview
+    assert bus[5].flatview.ranges == render(bus[5].root).ranges
+    rec.events.clear()
+    before = memory.flatview
+    bar.set_address(0x9000_0000)
+    assert {id(sp.flatview) for sp in [memory, *bus[:5]]} == {id(memory.flatview)}
+    assert memory.flatview.ranges == render(system).ranges
+    assert bus[5].flatview.ranges == render(bus[5].root).ranges
+    assert got_stream(rec) == expected_stream(before, memory.flatview, rec)
