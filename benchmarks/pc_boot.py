@@ -2,8 +2,9 @@
 
 Per commit: ioctls (deletes + creates, flags, moves), remapped bytes, unchanged
 bytes unmapped (from the simulated KVM's timeline), whether vCPUs must pause —
-for our tree-aware planner, our planner without the tree, and the QEMU-style
-planner (``qemu_like=True``: one slot per flat range, every changed slot deleted).
+for our planner in ``auto`` mode (the cost-driven layout), in ``optimistic`` mode
+(every tree cut kept, nothing unchanged ever unmapped), and the QEMU-style planner
+(``qemu_like=True``: one slot per flat range, every changed slot deleted).
 With /dev/kvm, the same commits are also applied to a real VM and timed.
 """
 
@@ -22,20 +23,18 @@ from listeners.kvm_listener import KvmMemoryListener
 QEMU10_REFERENCE = [(4, 4), (4, 1), (1, 5), (2, 2)]
 """(deletes, creates) QEMU 10 issued for these four commits (pc, 512 MiB, no VGA)."""
 
-VARIANTS: dict[str, tuple[bool, bool]] = {
-    # name: (tree_aware, qemu_like)
-    "ours": (True, False),
-    "ours_flat": (False, False),
-    "qemu_like": (False, True),
+VARIANTS: dict[str, dict[str, Any]] = {
+    "ours_auto": {"mode": "auto"},
+    "ours_optimistic": {"mode": "optimistic"},
+    "qemu_like": {"qemu_like": True, "tree_aware": False},
 }
 
 
 def run_variant(
-    backend: MemslotBackend, variant: tuple[bool, bool], machine: str = "pc"
+    backend: MemslotBackend, variant: dict[str, Any], machine: str = "pc"
 ) -> list[dict[str, Any]]:
     board = PcBoard(ram_size=512 << 20, vga=False, machine=machine)
-    tree_aware, qemu_like = variant
-    kl = KvmMemoryListener(backend, board.memory, tree_aware=tree_aware, qemu_like=qemu_like)
+    kl = KvmMemoryListener(backend, board.memory, **variant)
     rows = []
     for label, addr, value in board.seabios_pam_sequence():
         timeline = backend.timeline
@@ -79,7 +78,7 @@ def main(smoke: bool = False, plot: str | None = None) -> dict[str, Any]:
                     results["kvm"][name] = run_variant(vm, opts)
     else:
         results["kvm"] = {"skipped": reason}
-    ours = results["sim"]["ours"]
+    ours = results["sim"]["ours_auto"]
     qemu = results["sim"]["qemu_like"]
     results["summary"] = {
         "ioctls_ours": sum(r["ioctls"] for r in ours),
@@ -89,10 +88,10 @@ def main(smoke: bool = False, plot: str | None = None) -> dict[str, Any]:
         ),
         "unchanged_unmapped_ours": sum(r["unchanged_bytes_unmapped"] for r in ours),
         "unchanged_unmapped_qemu_like": sum(r["unchanged_bytes_unmapped"] for r in qemu),
-        "q35_ioctls_ours": sum(r["ioctls"] for r in results["q35_sim"]["ours"]),
+        "q35_ioctls_ours": sum(r["ioctls"] for r in results["q35_sim"]["ours_auto"]),
         "q35_ioctls_qemu_like": sum(r["ioctls"] for r in results["q35_sim"]["qemu_like"]),
         "q35_unchanged_unmapped_ours": sum(
-            r["unchanged_bytes_unmapped"] for r in results["q35_sim"]["ours"]
+            r["unchanged_bytes_unmapped"] for r in results["q35_sim"]["ours_auto"]
         ),
         "q35_unchanged_unmapped_qemu_like": sum(
             r["unchanged_bytes_unmapped"] for r in results["q35_sim"]["qemu_like"]

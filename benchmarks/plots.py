@@ -35,11 +35,13 @@ def plot_scaling(results: dict[str, Any], out: str) -> None:
 def plot_pc_boot(results: dict[str, Any], out: str) -> None:
     plt = _pyplot()
     rows = results["sim"]
-    labels = [r["commit"].replace("make_bios_", "").replace(", PAM ", "\n") for r in rows["ours"]]
+    labels = [
+        r["commit"].replace("make_bios_", "").replace(", PAM ", "\n") for r in rows["ours_auto"]
+    ]
     xs = range(len(labels))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     width = 0.27
-    for i, name in enumerate(("ours", "ours_flat", "qemu_like")):
+    for i, name in enumerate(("ours_auto", "ours_optimistic", "qemu_like")):
         ax.bar(
             [x + (i - 1) * width for x in xs], [r["ioctls"] for r in rows[name]], width, label=name
         )

@@ -56,6 +56,7 @@ from kvm_backend.errors import CommitError, KvmError
 from kvm_backend.memslot import KVM_MEM_MAX_NR_PAGES, slot_number
 from kvm_backend.vcpu_control import VcpuControl
 from listeners.commit_window import CommitWindow
+from listeners.cost import DEFAULT_COSTS, CostModel
 from listeners.dirty import bitmap_pages, slot_pages
 from listeners.planner import Plan, PlanCaps, Slot, SlotOp, plan
 from listeners.report import Batch, Summary, summarize, summary_line
@@ -149,6 +150,7 @@ class KvmMemoryListener(MemoryListener):
         qemu_like: bool = False,
         max_slot_size: int | None = None,
         slot_budget: int = 512,
+        costs: CostModel = DEFAULT_COSTS,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -172,6 +174,10 @@ class KvmMemoryListener(MemoryListener):
         self.tree_aware = tree_aware
         self.qemu_like = qemu_like
         self.caps = PlanCaps(vm.nr_memslots, max_slot_size, slot_budget)
+        self.costs = costs
+        self.merge_limit = 0 if mode == "optimistic" else costs.merge_limit()
+        """Pieces of one block share a slot up to this size (0 in ``optimistic`` mode,
+        which never unmaps a byte that stays mapped); see :mod:`listeners.cost`."""
         self.window = CommitWindow(address_space) if mode == "optimistic" else None
         self.reports: list[CommitReport] = []
         self._slots: dict[int, Slot] = {}
@@ -348,6 +354,7 @@ class KvmMemoryListener(MemoryListener):
             caps=self.caps,
             boundaries=self._cut_points() if self.tree_aware and want else (),
             qemu_like=self.qemu_like,
+            merge_limit=self.merge_limit,
         )
 
     def pauses_for(self, p: Plan) -> bool:
@@ -366,6 +373,20 @@ class KvmMemoryListener(MemoryListener):
             self._cuts = (gen, cuts, sorted(cuts))
         ordered = self._cuts[2]
         return ordered[bisect.bisect_left(ordered, lo) : bisect.bisect_left(ordered, hi)]
+
+    def _told_within(self, lo: int, hi: int) -> dict[int, SlotMapping]:
+        """The view as told inside ``[lo, hi)`` (mappings clipped to it), by gpa."""
+        out: dict[int, SlotMapping] = {}
+        j = max(bisect.bisect_right(self._told_at, lo) - 1, 0)
+        while j < len(self._told_at) and self._told_at[j] < hi:
+            m = self._told[self._told_at[j]]
+            if m.end > lo:
+                piece = (
+                    m if lo <= m.gpa and m.end <= hi else m.piece(max(m.gpa, lo), min(m.end, hi))
+                )
+                out[piece.gpa] = piece
+            j += 1
+        return out
 
     def _windowed_plan(self, batch_windows: list[tuple[int, int]]) -> Plan:
         """Plan only what intersects the changed windows, widened until no slot and no
@@ -400,12 +421,22 @@ class KvmMemoryListener(MemoryListener):
             if grown == wins:
                 break
             wins = grown
+        if self.merge_limit:  # the slots touching a window: a new piece may absorb one
+            for lo, hi in wins:
+                i = bisect.bisect_left(slot_starts, lo) - 1
+                j = bisect.bisect_left(slot_starts, hi)
+                for k in (i, j):
+                    if 0 <= k < len(self._slot_at):
+                        s = self._slots[self._slot_at[k][1]]
+                        if s.mapping.end == lo or s.mapping.gpa == hi:
+                            slots[s.slot] = s
+                            want.update(self._told_within(s.mapping.gpa, s.mapping.end))
         cuts: list[int] = []
         if self.tree_aware and want:
             if len(wins) > 8:
                 self._cut_points()  # many windows: one cached walk of the whole tree is cheaper
-            for lo, hi in wins:
-                cuts.extend(self._cut_points(lo, hi))
+            for lo, hi in wins:  # the edges too: a piece there may absorb a neighbour
+                cuts.extend(self._cut_points(lo, hi + 1))
         outside = _Outside(self._slots, slots)
         # slot ids in the order the whole plan would try them: the ones it sees, the
         # unused ones, then the never used ones
@@ -416,6 +447,7 @@ class KvmMemoryListener(MemoryListener):
             caps=self.caps,
             boundaries=cuts,
             qemu_like=self.qemu_like,
+            merge_limit=self.merge_limit,
             reserved=outside,
             reserved_count=len(self._slots) - len(slots),
             free_ids=free_ids,

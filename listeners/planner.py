@@ -200,6 +200,63 @@ def _cut(
     return out
 
 
+def _continues(a: SlotMapping, b: SlotMapping) -> bool:
+    """``b`` starts where ``a`` ends and maps the next bytes of the same block alike."""
+    return a.end == b.gpa and a.block == b.block and a.delta == b.delta and a.flags == b.flags
+
+
+def _runs(pieces: list[SlotMapping], limit: int, max_size: int | None) -> list[SlotMapping]:
+    """Cut pieces that continue each other joined into runs of at most ``limit``
+    bytes (and ``max_size``); a piece larger than ``limit`` stays alone."""
+    if limit <= 0:
+        return pieces
+    cap = min(limit, max_size) if max_size else limit
+    out: list[SlotMapping] = []
+    for p in pieces:
+        if out and _continues(out[-1], p) and out[-1].size + p.size <= cap:
+            out[-1] = attrs.evolve(out[-1], size=out[-1].size + p.size)
+        else:
+            out.append(p)
+    return out
+
+
+def _absorb(
+    pieces: list[SlotMapping],
+    kept: list[Slot],
+    limit: int,
+    max_size: int | None,
+    edges: Container[int],
+) -> tuple[list[SlotMapping], list[Slot]]:
+    """New pieces extended over the small kept slots they continue across an edge
+    the tree no longer has (not in ``edges``): each such slot is deleted and its
+    bytes re-created in the piece.  Returns the pieces and the absorbed slots.  Only
+    slots and results within ``limit`` bytes."""
+    cap = min(limit, max_size) if max_size else limit
+    by_end = {s.mapping.end: s for s in kept}
+    by_start = {s.mapping.gpa: s for s in kept}
+    absorbed: dict[int, Slot] = {}
+    out: list[SlotMapping] = []
+    for p in sorted(pieces, key=lambda m: m.gpa):
+        while True:
+            k = by_end.get(p.gpa)
+            if k is None or k.slot in absorbed or p.gpa in edges or not _continues(k.mapping, p):
+                break
+            if k.mapping.size + p.size > cap:
+                break
+            absorbed[k.slot] = k
+            p = attrs.evolve(k.mapping, size=k.mapping.size + p.size)
+        while True:
+            k = by_start.get(p.end)
+            if k is None or k.slot in absorbed or p.end in edges or not _continues(p, k.mapping):
+                break
+            if k.mapping.size + p.size > cap:
+                break
+            absorbed[k.slot] = k
+            p = attrs.evolve(p, size=p.size + k.mapping.size)
+        out.append(p)
+    return out, list(absorbed.values())
+
+
 def exact_key(m: SlotMapping) -> tuple[int, int, int, int, int]:
     return (m.gpa, m.size, m.hva, m.block, m.flags & KVM_MEM_READONLY)
 
@@ -272,6 +329,7 @@ def plan(
     caps: PlanCaps | None = None,
     boundaries: Collection[int] = (),
     qemu_like: bool = False,
+    merge_limit: int = 0,
     reserved: Container[int] = frozenset(),
     reserved_count: int = 0,
     free_ids: Iterable[int] | None = None,
@@ -305,6 +363,23 @@ def plan(
             f"layout needs {len(kept) + len(pieces) + reserved_count} slots, the kernel "
             f"allows {caps.nr_memslots}"
         )
+    old_ranges = MappingIndex([s.mapping for s in old_sorted])
+    if merge_limit and not qemu_like and pieces:
+        pieces = _runs(pieces, merge_limit, caps.max_slot_size)
+        paid = any(want.overlapping(s.mapping.gpa, s.mapping.end) for s in deleted) or any(
+            old_ranges.overlapping(p.gpa, p.end) for p in pieces
+        )
+        if paid:  # the vCPUs pause for this commit anyway: merge small kept slots in
+            edges = frozenset(boundaries)
+            pieces, absorbed = _absorb(pieces, kept, merge_limit, caps.max_slot_size, edges)
+            if absorbed:
+                gone = {s.slot for s in absorbed}
+                kept = [s for s in kept if s.slot not in gone]
+                flag_ops = [o for o in flag_ops if o.slot not in gone]
+                deleted = sorted(
+                    deleted + [s for s in old_sorted if s.slot in gone],
+                    key=lambda s: s.mapping.gpa,
+                )
     moves, creates = ([], pieces) if qemu_like else _match_moves(deleted, pieces, want)
     moved_ids = {s.slot for s, _ in moves}
 
@@ -314,7 +389,6 @@ def plan(
     create_slots = [Slot(next(free), c) for c in creates]
 
     # protection and the hole figures: bytes mapped both before and after
-    old_ranges = MappingIndex([s.mapping for s in old_sorted])
     remapped = unchanged = 0
     del_ops: list[SlotOp] = []
     for s in deleted:

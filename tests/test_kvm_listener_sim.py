@@ -17,9 +17,12 @@ from kvm_backend.memslot import Memslot
 from kvm_backend.sim import SimVm
 from kvm_backend.testing.fault_injection import FaultInjector
 from kvm_backend.vcpu_control import FaultRepair
-from listeners.kvm_listener import KvmMemoryListener
+from listeners.cost import CostModel
+from listeners.kvm_listener import KvmMemoryListener, Mode
 from listeners.slot_layout import SlotMapping, desired_mappings
 from tests.tree_gen import UNIT, Node, Tree, trees
+
+FOUR_PAGE_MERGES = CostModel(ioctl_us=3.0, refault_us_per_page=0.75)
 
 
 class FakeVcpus:
@@ -101,7 +104,11 @@ def test_slot_table_follows_the_view_with_minimal_holes(data: st.DataObject) -> 
     space = AddressSpace(tree.root.region, "memory")
     vm = SimVm()
     vcpus = FakeVcpus()
-    kl = KvmMemoryListener(vm, space, vcpus=vcpus)
+    mode: Mode = data.draw(st.sampled_from(("auto", "optimistic")))
+    # a merge limit of 4 pages, so that the generated regions (1-24 pages) fall on
+    # both sides of it
+    kl = KvmMemoryListener(vm, space, vcpus=vcpus, mode=mode, costs=FOUR_PAGE_MERGES)
+    assert kl.merge_limit == (4 * PAGE if mode == "auto" else 0)
     check_consistent(tree, space, vm, kl)
     structural = False  # once a region moved, a kept slot may straddle a new boundary
     for _ in range(data.draw(st.integers(1, 6))):
@@ -119,10 +126,20 @@ def test_slot_table_follows_the_view_with_minimal_holes(data: st.DataObject) -> 
         holes = vm.timeline.holes(t0)
         assert sum(h.size for h in holes if h.same_mapping) == p.unchanged_bytes_unmapped
         assert sum(h.size for h in holes if not h.same_mapping) == p.remapped_bytes
-        assert (vcpus.pauses - pauses) == (1 if p.needs_pause else 0)
+        assert (vcpus.pauses - pauses) == (1 if p.needs_pause and mode == "auto" else 0)
         assert vcpus.depth == 0
-        if not structural:
+        if structural:
+            continue
+        if mode == "optimistic":
             assert p.unchanged_bytes_unmapped == 0, "tree-aware layout unmapped unchanged bytes"
+        else:  # only slots within the cost rule's merge limit take unchanged bytes along
+            after = [s.mapping for s in kl.slots]
+            for slot_op in p.ops:
+                if slot_op.op == "delete" and slot_op.mapping.size > kl.merge_limit:
+                    m = slot_op.mapping
+                    assert not any(
+                        a.same_bytes(m) and a.gpa < m.end and m.gpa < a.end for a in after
+                    ), "a slot larger than the merge limit was deleted with unchanged bytes"
 
 
 @settings(

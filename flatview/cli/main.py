@@ -112,7 +112,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from flatview.cli.replay import Ref, diff_refs, range_diff, range_json
 
     a, b = Ref.parse(args.a), Ref.parse(args.b)
-    pair = diff_refs(a, b, args.address_space)
+    pair = diff_refs(a, b, args.address_space, args.mode)
     d = range_diff(pair.a, pair.b)
     facts = pair.facts
     if args.json:
@@ -179,7 +179,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     a = Ref.parse(args.a)
     if args.b:
         b = Ref.parse(args.b)
-        pair = diff_refs(a, b, args.address_space)
+        pair = diff_refs(a, b, args.address_space, args.mode)
         d = range_diff(pair.a, pair.b)
         gone = {id(r) for r in d["removed"]} | {id(o) for o, _ in d["resized"]}
         new = {id(r) for r in d["added"]} | {id(n) for _, n in d["resized"]}
@@ -231,6 +231,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------------
+def add_mode(parser: argparse.ArgumentParser) -> None:
+    """``--mode``: the KVM listener's mode the plans are made for."""
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "optimistic", "quiesce", "naive"),
+        default="auto",
+        help="the KVM listener's mode (default: auto; optimistic never unmaps unchanged bytes)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="flatview",
@@ -261,12 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("b", help="FILE@STEP or a dump file")
     d.add_argument("--json", action="store_true")
     d.add_argument("--as", dest="address_space", help="address space (default: memory)")
+    add_mode(d)
     d.set_defaults(func=cmd_diff)
 
     r = add("replay", "drive a scenario's steps (or dump files) through the KVM listener")
     r.add_argument("files", nargs="+", help="one scenario file, or several dump files")
     r.add_argument("--backend", choices=("sim", "kvm"), default="sim")
-    r.add_argument("--mode", choices=("auto", "optimistic", "quiesce", "naive"), default="auto")
+    add_mode(r)
     r.add_argument("--json", action="store_true")
     r.add_argument("--as", dest="address_space", help="address space (default: memory)")
     r.set_defaults(func=cmd_replay)
@@ -277,12 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--svg", metavar="OUT")
     m.add_argument("--html", metavar="OUT")
     m.add_argument("--as", dest="address_space")
+    add_mode(m)
     m.set_defaults(func=cmd_map)
 
     st = add("stress", "the real-KVM race harness: faults, lost writes, pauses, latency")
     st.add_argument("--vcpus", type=int, default=4)
     st.add_argument("--transactions", type=int, default=500)
-    st.add_argument("--mode", choices=("auto", "optimistic", "quiesce", "naive"), default="auto")
+    add_mode(st)
     st.add_argument("--seed", type=int, default=1)
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_stress)

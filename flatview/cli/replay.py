@@ -175,7 +175,7 @@ class Pair:
     slots_b: list[Slot]
 
 
-def diff_refs(a: Ref, b: Ref, as_name: str | None = None) -> Pair:
+def diff_refs(a: Ref, b: Ref, as_name: str | None = None, mode: Mode = "auto") -> Pair:
     vm = SimVm()
     if not a.dump and not b.dump and a.path == b.path:
         sc = Scenario(a.path)
@@ -184,7 +184,7 @@ def diff_refs(a: Ref, b: Ref, as_name: str | None = None) -> Pair:
             if ib >= ia:
                 sc.run_until(ia)
                 space = sc.address_space(as_name)
-                drv = Driver(vm, space)
+                drv = Driver(vm, space, mode)
                 ranges_a, slots_a = ranges_of_view(space.flatview), list(drv.listener.slots)
                 facts = drv.commit(b.label, lambda: sc.apply_many(sc.steps[ia:ib]))
                 return Pair(
@@ -200,7 +200,7 @@ def diff_refs(a: Ref, b: Ref, as_name: str | None = None) -> Pair:
     snap = SnapshotTree([ra, rb])
     try:
         snap.show(ra)
-        drv = Driver(vm, snap.space)
+        drv = Driver(vm, snap.space, mode)
         slots_a = list(drv.listener.slots)
         facts = drv.commit(b.label, lambda: snap.show(rb))
         return Pair(ra, rb, facts, slots_a, list(drv.listener.slots))
