@@ -1,6 +1,7 @@
 """``python -m benchmarks NAME [--smoke] [--plot OUT.png]``.
 
-NAME: render, kick, pc_boot, overhead, vcpu_scaling, race_soak, dump_diff, pci_enum
+NAME: render, kick, pc_boot, overhead, vcpu_scaling, race_soak, dump_diff, pci_enum,
+guest_cost
 (``all`` runs each).
 """
 
@@ -10,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-PLOTTED = ("vcpu_scaling", "pc_boot", "render")
+PLOTTED = ("vcpu_scaling", "pc_boot", "render", "guest_cost")
 NAMES = (
     "render",
     "kick",
@@ -20,6 +21,7 @@ NAMES = (
     "race_soak",
     "dump_diff",
     "pci_enum",
+    "guest_cost",
 )
 
 
@@ -28,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name", choices=(*NAMES, "all"))
     p.add_argument("--smoke", action="store_true", help="reduced size: checks it works")
     p.add_argument(
-        "--plot", metavar="OUT.png", help="also draw a figure (vcpu_scaling, pc_boot, render)"
+        "--plot",
+        metavar="OUT.png",
+        help="also draw a figure (vcpu_scaling, pc_boot, render, guest_cost)",
     )
     args = p.parse_args(argv)
     for name in NAMES if args.name == "all" else (args.name,):

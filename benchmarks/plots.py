@@ -77,3 +77,36 @@ def plot_render(results: dict[str, Any], out: str) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def plot_guest_cost(doc: dict[str, Any], out: str) -> None:
+    """ioctls and what the guest felt (ioctl + pause + stall) per commit and style."""
+    plt = _pyplot()
+    commits = doc["commits"]
+    styles = ("ours_auto", "ours_optimistic", "qemu_style")
+    labels = [
+        c["name"]
+        .replace("make_bios_", "")
+        .replace(", PAM ", "\n")
+        .replace(" -> ", "→")
+        .replace("hotplug ", "hotplug\n")
+        for c in commits
+    ]
+    xs = range(len(labels))
+    width = 0.27
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    for i, style in enumerate(styles):
+        pos = [x + (i - 1) * width for x in xs]
+        left.bar(pos, [c[style]["ioctls"] for c in commits], width, label=style)
+        right.bar(pos, [c[style]["total_us"] / 1000 for c in commits], width, label=style)
+    left.set_ylabel("ioctls per commit")
+    left.set_title("ioctls")
+    right.set_ylabel("ioctl + pause + guest stall (ms, log)")
+    right.set_yscale("log")
+    right.set_title("what 4 sweeping vCPUs felt (real KVM, 512 MiB)")
+    for ax in (left, right):
+        ax.set_xticks(list(xs), labels, fontsize=7)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

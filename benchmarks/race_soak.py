@@ -50,6 +50,8 @@ def race(kvm: Kvm, mode: Mode, vcpus: int, transactions: int, seed: int) -> dict
         "lost_writes": r.lost_writes,
         "guest_writes": r.guest_writes,
         "pauses": pauses,
+        "slots_to_qemu_style_max": round(max(run.slot_ratios, default=0.0), 2),
+        "slots_to_qemu_style_mean": round(sum(run.slot_ratios) / max(len(run.slot_ratios), 1), 2),
         "seconds": round(time.monotonic() - t0, 2),
     }
 

@@ -27,7 +27,7 @@ def main() -> None:
     root.add_subregion(0x100000, shadow, priority=1)
     memory = AddressSpace(root, "memory")
 
-    with Kvm() as kvm, kvm.create_vm() as vm:
+    with Kvm() as kvm, kvm.create_vm(slot_zap_all=False) as vm:
         vcpus = [vm.create_vcpu(i) for i in range(2)]
         for v in vcpus:
             guest.enter_user_mode(kvm, v, guest.CODE)

@@ -130,6 +130,11 @@ class Vm(_Fd):
     ``exit_on_emulation_failure`` enables KVM_CAP_EXIT_ON_EMULATION_FAILURE (a
     failed fetch exits at any CPL instead of injecting #UD); ``manual_dirty_protect``
     enables KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 when the kernel offers it.
+    ``slot_zap_all=False`` disables KVM_X86_QUIRK_SLOT_ZAP_ALL where the kernel
+    offers it (6.12+): then deleting or moving a slot zaps only that slot's
+    mappings, instead of every mapping of the VM — without it, any delete makes
+    every vCPU re-fault all the memory it touches, whatever the plan kept mapped
+    (``slot_zap_all`` says which is in force).
     """
 
     def __init__(
@@ -139,6 +144,7 @@ class Vm(_Fd):
         exit_on_emulation_failure: bool = True,
         manual_dirty_protect: bool = False,
         use_region2: bool | None = None,
+        slot_zap_all: bool = True,
     ) -> None:
         fd = _ioctl(kvm.fd, abi.KVM_CREATE_VM, _ulong(0), "KVM_CREATE_VM")
         super().__init__(fd)
@@ -151,7 +157,13 @@ class Vm(_Fd):
         self.use_region2 = has_v2 if use_region2 is None else (use_region2 and has_v2)
         self.manual_dirty_protect = False
         self.exit_on_emulation_failure = False
+        self.slot_zap_all = True
         try:
+            if not slot_zap_all:
+                quirks = self.check_extension(abi.KVM_CAP_DISABLE_QUIRKS2)
+                if quirks & abi.KVM_X86_QUIRK_SLOT_ZAP_ALL:
+                    self.enable_cap(abi.KVM_CAP_DISABLE_QUIRKS2, abi.KVM_X86_QUIRK_SLOT_ZAP_ALL)
+                    self.slot_zap_all = False
             if exit_on_emulation_failure and self.check_extension(
                 abi.KVM_CAP_EXIT_ON_EMULATION_FAILURE
             ):

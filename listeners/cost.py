@@ -41,7 +41,7 @@ from flatview.hostmem import PAGE_SIZE as PAGE
 class CostModel:
     ioctl_us: float = 40.0
     zap_us_per_page: float = 0.06
-    refault_us_per_page: float = 0.75
+    refault_us_per_page: float = 0.4
     pause_base_us: float = 100.0
     pause_us_per_vcpu: float = 40.0
 

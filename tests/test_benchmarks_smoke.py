@@ -77,6 +77,7 @@ def test_race_soak_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert res["ok"] is True
     assert res["naive"]["faults"] > 0
     assert res["auto"]["faults"] == res["optimistic"]["faults"] == 0
+    assert 0 < res["auto"]["slots_to_qemu_style_max"] <= 2
 
 
 def test_dump_diff_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,3 +98,20 @@ def test_pci_enum_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert res["targets"]["views_shared"] is True
     for r in res["rows"]:
         assert r["incremental"]["slots"] == r["full"]["slots"] > 0
+
+
+@pytest.mark.kvm
+def test_guest_cost_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import guest_cost
+
+    guest_cost.main(smoke=True)
+    doc = json.loads(capsys.readouterr().out)
+    names = [c["name"] for c in doc["commits"]]
+    assert len(names) == 7 and names[-1] == "BAR move"
+    for c in doc["commits"]:
+        assert isinstance(c["qemu_recreates_ram"], bool)
+        for style in ("ours_auto", "ours_optimistic", "qemu_style"):
+            assert set(c[style]) >= {"ioctl_us", "pause_us", "stall_us", "total_us"}
+            assert c[style]["ioctl_us"] > 0
+    assert [c["qemu_recreates_ram"] for c in doc["commits"]][:3] == [True, True, True]
+    assert all(f == {"mismatch": 0, "mmio": 0, "stops": 0} for f in doc["faults"].values())

@@ -88,7 +88,7 @@ class PcVmm:
         self.board.root.add_subregion(HOTPLUG_GPA, self.hotplug)
         self._load_images()
         self.kvm = Kvm()
-        self.vm = self.kvm.create_vm()
+        self.vm = self.kvm.create_vm(slot_zap_all=False)  # a delete zaps only its slot
         vcpu_list = [self.vm.create_vcpu(i) for i in range(vcpus)]
         self.runner = VcpuRunner(vcpu_list, self)
         self.kl = KvmMemoryListener(self.vm, self.board.memory, vcpus=self.runner, mode=mode)

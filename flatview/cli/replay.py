@@ -133,7 +133,7 @@ def backend(kind: str) -> Iterator[MemslotBackend]:
     reason = kvm_unavailable_reason()
     if reason is not None:
         raise InputError("--backend kvm", 0, f"needs /dev/kvm: {reason}")
-    with Kvm() as kvm, kvm.create_vm() as vm:
+    with Kvm() as kvm, kvm.create_vm(slot_zap_all=False) as vm:
         yield vm
 
 

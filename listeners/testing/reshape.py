@@ -22,6 +22,7 @@ from flatview.region import MemoryRegion
 from kvm_backend.kvm import Kvm
 from kvm_backend.testing.sweep import SweepHarness, SweepResult
 from listeners.kvm_listener import CommitReport, KvmMemoryListener, Mode
+from listeners.slot_layout import desired_mappings
 
 KINDS = ("boundary", "shadow", "move", "log")
 
@@ -106,6 +107,9 @@ class ReshapeRun:
     """The guests kept sweeping after the last commit."""
     window_wait_ns: int = 0
     repaired_mmio: int = 0
+    slot_ratios: tuple[float, ...] = ()
+    """After each commit: the listener's slot count over the slot count a QEMU-style
+    table would hold for the same view (one slot per RAM flat range)."""
 
 
 def run_reshape(
@@ -125,8 +129,11 @@ def run_reshape(
         h.start()
         h.wait_sweeps(2)
         first = len(kl.reports)
+        ratios: list[float] = []
         for i in range(commits):
             shaper.step()
+            qemu_style = len(desired_mappings(shaper.space.flatview))
+            ratios.append(len(kl.slots) / max(qemu_style, 1))
             if on_commit is not None:
                 on_commit(i)
         progressed = h.wait_sweeps(2)
@@ -139,6 +146,7 @@ def run_reshape(
             progressed,
             w.wait_ns if w is not None else 0,
             w.repaired_mmio if w is not None else 0,
+            tuple(ratios),
         )
     finally:
         h.close()
