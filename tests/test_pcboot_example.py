@@ -11,7 +11,7 @@ import pytest
 
 from examples.pcboot.guest import BOOT
 from examples.pcboot.vmm import PcVmm, Report
-from listeners.kvm_listener import Mode
+from listeners.kvm_listener import CommitReport, Mode
 
 
 @pytest.mark.skipif(shutil.which("as") is None, reason="binutils (as, objcopy) not installed")
@@ -25,10 +25,10 @@ def test_boot_bytes_match_their_source(tmp_path: Path) -> None:
     assert (tmp_path / "b").read_bytes() == BOOT
 
 
-def run(mode: Mode, iterations: int) -> Report:
+def run(mode: Mode, iterations: int) -> tuple[Report, list[CommitReport]]:
     vmm = PcVmm(vcpus=4, mode=mode, iterations=iterations, log=None)
     try:
-        return vmm.run(timeout=60)
+        return vmm.run(timeout=60), vmm.kl.reports
     finally:
         vmm.close()
 
@@ -36,7 +36,7 @@ def run(mode: Mode, iterations: int) -> Report:
 @pytest.mark.kvm
 @pytest.mark.parametrize("mode", ["auto", "optimistic"])
 def test_pcboot_guest_report_is_right(mode: Mode) -> None:
-    r = run(mode, 3)
+    r, reports = run(mode, 3)
     assert r.faults == 0, r.stops
     assert r.checksums_match
     assert r.dropped_writes == 3  # one per iteration
@@ -44,11 +44,18 @@ def test_pcboot_guest_report_is_right(mode: Mode) -> None:
     assert r.serial.startswith("flatview pcboot")
     assert r.commits == 8 * 3  # 6 PAM + 2 hotplug per iteration
     assert r.ok
+    hotplug = [
+        rep
+        for rep in reports
+        if rep.plan.ops and all(op.mapping.name == "hotplug-ram" for op in rep.plan.ops)
+    ]
+    assert len(hotplug) == 2 * 3  # grow and shrink: no pause, nothing unchanged unmapped
+    assert not any(rep.paused or rep.plan.unchanged_bytes_unmapped for rep in hotplug)
 
 
 @pytest.mark.kvm
 def test_pcboot_naive_mode_breaks_the_guest() -> None:
-    r = run("naive", 10)
+    r, _ = run("naive", 10)
     assert r.faults > 0 or not r.checksums_match
 
 
