@@ -25,6 +25,8 @@ from flatview.render import render, resolve_root
 from flatview.section import MemoryRegionSection
 from flatview.system import MemorySystem
 
+__version__ = "0.2.0"
+
 __all__ = [
     "ADDR_SPACE_END",
     "PAGE_SIZE",

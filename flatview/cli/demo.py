@@ -1,6 +1,6 @@
 """``flatview demo``: a pc-like VMM boots through live memory-topology changes.
 
-With /dev/kvm: the ``examples/pcboot`` VMM — 4 vCPUs, the boot vCPU shadowing the
+With /dev/kvm: the pcboot VMM (:mod:`flatview.cli.pcboot`) — 4 vCPUs, the boot vCPU shadowing the
 BIOS through SeaBIOS's PAM writes and growing / shrinking hotplug RAM while three
 workers execute and read inside the ranges being reshaped; each commit's plan is
 printed as QEMU trace lines, then the guest's own report.
@@ -95,11 +95,8 @@ def main(race: bool = False) -> int:
         return simulated_pc_boot(reason)
     if race:
         return race_on_kvm()
-    try:
-        from examples.pcboot.__main__ import main as pcboot_main
-    except ImportError:  # an installed wheel carries no examples/
-        print("examples/ is not importable (run from a source checkout); showing the race")
-        return race_on_kvm()
+    from flatview.cli.pcboot.__main__ import main as pcboot_main
+
     return pcboot_main([])
 
 

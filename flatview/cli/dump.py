@@ -29,6 +29,15 @@ class DumpRange:
     line: int = 0
     path: str = ""
     """The dump it was read from ("" for ranges of a rendered view)."""
+    prio: int = attrs.field(default=0, eq=False)
+    """The priority the dump printed (the leaf's)."""
+
+    def mtree_line(self) -> str:
+        """The range as ``info mtree -f`` prints it."""
+        typ = ("nv-" if self.nonvolatile else "") + self.type
+        off = f" @{self.offset:016x}" if self.offset else ""
+        end = self.start + self.size - 1
+        return f"  {self.start:016x}-{end:016x} (prio {self.prio}, {typ}): {self.region}{off}"
 
     @property
     def addr(self) -> int:
@@ -52,22 +61,30 @@ class DumpRange:
         return self.type in ("rom", "romd")
 
 
+@attrs.frozen
+class DumpView:
+    """One ``FlatView #N`` block: the address spaces (name, root) that share it."""
+
+    spaces: tuple[tuple[str, str], ...]
+    root: str
+    ranges: tuple[DumpRange, ...]
+
+
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-def parse_dump(text: str, path: str) -> dict[str, list[DumpRange]]:
-    """Address-space name -> its flat ranges; every AS of a FlatView block gets them."""
-    spaces: dict[str, list[DumpRange]] = {}
-    current: list[str] | None = None
+def parse_views(text: str, path: str) -> list[DumpView]:
+    """Every ``FlatView #N`` block of an ``info mtree -f`` dump, in order."""
+    views: list[DumpView] = []
+    current: list[tuple[str, str]] | None = None
     ranges: list[DumpRange] = []
-    saw_root = False
+    root: str | None = None
 
     def close() -> None:
         if current is not None:
-            if not saw_root:
+            if root is None:
                 raise InputError(path, lineno, "FlatView block without 'Root memory region'")
-            for name in current:
-                spaces[name] = list(ranges)
+            views.append(DumpView(tuple(current), root, tuple(ranges)))
 
     lineno = 0
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -78,16 +95,16 @@ def parse_dump(text: str, path: str) -> dict[str, list[DumpRange]]:
             continue
         if line.startswith("FlatView #"):
             close()
-            current, ranges, saw_root = [], [], False
+            current, ranges, root = [], [], None
             continue
         if current is None:
             raise InputError(path, lineno, "expected 'FlatView #N' (an 'info mtree -f' dump)")
         m = _AS.match(line)
         if m:
-            current.append(m.group("name"))
+            current.append((m.group("name"), m.group("root")))
             continue
         if line.startswith(" Root memory region: "):
-            saw_root = True
+            root = line.removeprefix(" Root memory region: ").strip()
             continue
         if line.strip() == "No rendered FlatView":
             continue
@@ -113,13 +130,31 @@ def parse_dump(text: str, path: str) -> dict[str, list[DumpRange]]:
             raise InputError(path, lineno, "ranges overlap or are out of order")
         if offset + (end - start + 1) > 2**64:
             raise InputError(path, lineno, f"@{offset:x} runs past the end of the 64-bit space")
-        ranges.append(DumpRange(start, end - start + 1, typ, rest, offset, nv, lineno, path))
+        prio = int(m.group("prio"))
+        ranges.append(DumpRange(start, end - start + 1, typ, rest, offset, nv, lineno, path, prio))
     if current is None:
         raise InputError(path, lineno, "no 'FlatView #N' block (truncated or not a dump)")
     close()
-    if not spaces:
+    if not any(v.spaces for v in views):
         raise InputError(path, lineno, "no address space in the dump")
-    return spaces
+    return views
+
+
+def parse_dump(text: str, path: str) -> dict[str, list[DumpRange]]:
+    """Address-space name -> its flat ranges; every AS of a FlatView block gets them."""
+    return {name: list(v.ranges) for v in parse_views(text, path) for name, _ in v.spaces}
+
+
+def format_views(views: list[DumpView]) -> str:
+    """``info mtree -f`` text for ``views`` (each block's address spaces, root, ranges)."""
+    out: list[str] = []
+    for i, v in enumerate(views):
+        out.append(f"FlatView #{i}")
+        out += [f' AS "{name}", root: {root}' for name, root in v.spaces]
+        out.append(f" Root memory region: {v.root}")
+        out += [r.mtree_line() for r in v.ranges] or ["  No rendered FlatView"]
+        out.append("")
+    return "\n".join(out)
 
 
 def load_dump(path: str, address_space: str | None = None) -> list[DumpRange]:
@@ -132,4 +167,5 @@ def load_dump(path: str, address_space: str | None = None) -> list[DumpRange]:
 
 
 def looks_like_dump(path: str) -> bool:
-    return not path.endswith((".yaml", ".yml"))
+    """Not a scenario: not YAML and not a bundled example."""
+    return not path.endswith((".yaml", ".yml")) and not path.startswith("example:")

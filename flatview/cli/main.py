@@ -14,16 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flatview.errors import FlatviewError
+from flatview import __version__
+from flatview.errors import FlatviewError, read_input
 
 EPILOG = {
-    "show": "example: flatview show examples/scenarios/pc-pam.yaml --step writable-1 --flat",
-    "diff": "example: flatview diff examples/scenarios/pc-pam.yaml@ "
-    "examples/scenarios/pc-pam.yaml@writable-1\n"
+    "show": "example: flatview show --example pc-pam --step writable-1 --flat\n"
+    "         flatview show machine.yaml\n"
+    "         flatview show --example      (lists the bundled scenarios)",
+    "diff": "example: flatview diff example:pc-pam@ example:pc-pam@writable-1\n"
     "         flatview diff before.mtree after.mtree --json",
-    "replay": "example: flatview replay examples/scenarios/pc-pam.yaml --backend sim",
-    "map": "example: flatview map examples/scenarios/pc-pam.yaml@ "
-    "examples/scenarios/pc-pam.yaml@writable-2 --html map.html",
+    "replay": "example: flatview replay example:pc-pam --backend sim",
+    "map": "example: flatview map example:pc-pam@ example:pc-pam@writable-2 --html map.html",
     "stress": "example: flatview stress --vcpus 4 --transactions 500 --mode auto --seed 1",
     "demo": "example: flatview demo\n         flatview demo --race",
 }
@@ -45,28 +46,37 @@ def _fmt_range(prefix: str, r: Any, c: dict[str, str]) -> str:
 
 # -- commands ------------------------------------------------------------------------------
 def cmd_show(args: argparse.Namespace) -> int:
-    from flatview.cli.dump import load_dump, looks_like_dump
+    from flatview.cli.dump import DumpView, format_views, looks_like_dump, parse_views
     from flatview.cli.mtree import flat_json, format_flat, format_tree
     from flatview.cli.replay import range_json
-    from flatview.cli.scenario import Scenario
+    from flatview.cli.scenario import Scenario, bundled_examples
 
+    if args.example is not None:
+        if not args.example:
+            print("\n".join(f"example:{n}" for n in bundled_examples()))
+            return 0
+        args.file = f"example:{args.example}"
+    if args.file is None:
+        raise FlatviewError("give a FILE or --example NAME")
     if looks_like_dump(args.file):
-        ranges = load_dump(args.file, args.address_space)
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        "address_spaces": {
-                            args.address_space or "memory": [range_json(r) for r in ranges]
-                        }
-                    },
-                    indent=2,
+        views = parse_views(read_input(args.file), args.file)
+        if args.address_space is not None:
+            views = [
+                DumpView(
+                    tuple(sp for sp in v.spaces if sp[0] == args.address_space), v.root, v.ranges
                 )
-            )
+                for v in views
+                if any(name == args.address_space for name, _ in v.spaces)
+            ]
+            if not views:
+                raise FlatviewError(f"{args.file}: no address space {args.address_space!r}")
+        if args.json:
+            by_name = {
+                name: [range_json(r) for r in v.ranges] for v in views for name, _ in v.spaces
+            }
+            print(json.dumps({"address_spaces": by_name}, indent=2))
         else:
-            for r in ranges:
-                off = f" @{r.offset:016x}" if r.offset else ""
-                print(f"  {r.start:016x}-{r.start + r.size - 1:016x} ({r.type}): {r.region}{off}")
+            sys.stdout.write(format_views(views))
         return 0
     sc = Scenario(args.file)
     try:
@@ -94,9 +104,8 @@ def _print_facts(facts: dict[str, Any]) -> None:
     for c in facts["classes"]:
         print(f"change: {c['kind']} {c['gpa']:#x}+{c['size']:#x}")
     for op in facts["ioctls"]:
-        m = SlotMapping(op["gpa"], op["size"], 0, op["flags"])
-        line = trace_line(SlotOp(op["op"], op["slot"], m), op["as_id"])
-        print(line.replace(" ua=0x0", ""))
+        m = SlotMapping(op["gpa"], op["size"], op["ua"], op["flags"], 0, op["guest_memfd_offset"])
+        print(trace_line(SlotOp(op["op"], op["slot"], m), op["as_id"]))
     q = facts["qemu_style"]
     n = len(facts["ioctls"])
     print(
@@ -128,7 +137,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
             }
         )
         print(json.dumps(out, indent=2))
-        return 0
+        return _diff_status(args, d)
     c = _colour(sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     print(f"--- {a.label}\n+++ {b.label}")
     rows: list[tuple[int, int, str]] = []
@@ -143,7 +152,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if d["unchanged"]:
         print(f"  ({d['unchanged']} unchanged range{'s' if d['unchanged'] != 1 else ''} folded)")
     _print_facts(facts)
-    return 0
+    return _diff_status(args, d)
+
+
+def _diff_status(args: argparse.Namespace, d: dict[str, Any]) -> int:
+    """With ``--exit-code``, 1 when the views differ (as ``git diff --exit-code``)."""
+    differ = bool(d["removed"] or d["added"] or d["resized"])
+    return 1 if args.exit_code and differ else 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -217,10 +232,15 @@ def cmd_stress(args: argparse.Namespace) -> int:
     else:
         lat = result["latency_us"]
         print(
-            f"{args.vcpus} vCPUs, {result['commits']} commits in mode {args.mode}: "
+            f"{args.vcpus} vCPUs, {result['transactions']} transactions "
+            f"({result['commits']} reached KVM) in mode {args.mode}: "
             f"faults {result['faults']}, lost writes {result['lost_writes']}, pauses "
             f"{result['pauses']}, commit latency p50 {lat['p50']:.0f} us, p99 {lat['p99']:.0f} us"
         )
+    broken = result["faults"] or result["lost_writes"]
+    if broken and args.mode != "naive":
+        print(f"flatview stress: mode {args.mode} let the guest see a fault", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -246,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="flatview",
         description="QEMU's memory model and atomic KVM memslot updates for Python VMMs.",
     )
+    p.add_argument("--version", action="version", version=f"flatview {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
@@ -258,7 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     s = add("show", "print a scenario's tree (info mtree) or flat view (info mtree -f)")
-    s.add_argument("file", help="scenario (.yaml) or 'info mtree -f' dump")
+    s.add_argument(
+        "file", nargs="?", help="scenario (.yaml, or example:NAME) or 'info mtree -f' dump"
+    )
+    s.add_argument(
+        "--example",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="a bundled scenario (without NAME: list them)",
+    )
     s.add_argument("--step", help="show the state after this step")
     s.add_argument("--flat", action="store_true", help="flat view (info mtree -f)")
     s.add_argument("--json", action="store_true", help="JSON (with --flat)")
@@ -272,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true")
     d.add_argument("--as", dest="address_space", help="address space (default: memory)")
     add_mode(d)
+    d.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="exit 1 when the views differ, 0 when they are the same (as git diff)",
+    )
     d.set_defaults(func=cmd_diff)
 
     r = add("replay", "drive a scenario's steps (or dump files) through the KVM listener")
@@ -313,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except FlatviewError as e:
         print(f"flatview {args.command}: {e}", file=sys.stderr)
         return 2

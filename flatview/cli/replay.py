@@ -107,6 +107,8 @@ def plan_facts(
                 "gpa": op.ioctl_args()[1],
                 "size": op.ioctl_args()[2],
                 "flags": op.ioctl_args()[0],
+                "ua": op.ioctl_args()[3],
+                "guest_memfd_offset": op.mapping.block_offset,
             }
             for op in ops
         ],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from importlib import resources
 from typing import Any
 
 import attrs
@@ -23,6 +24,28 @@ from flatview.system import MemorySystem
 
 class ScenarioError(InputError):
     """A problem in a scenario file."""
+
+
+EXAMPLE = "example:"
+"""``example:NAME`` names a scenario bundled with the package (``flatview/cli/scenarios``)."""
+
+
+def bundled_examples() -> list[str]:
+    """The names of the bundled scenarios."""
+    folder = resources.files("flatview.cli") / "scenarios"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def scenario_text(path: str) -> str:
+    """The text of a scenario file, or of a bundled one (``example:NAME``)."""
+    if not path.startswith(EXAMPLE):
+        return read_input(path)
+    name = path[len(EXAMPLE) :]
+    if name not in bundled_examples():
+        raise ScenarioError(
+            path, 0, f"no bundled example {name!r} (have: {', '.join(bundled_examples())})"
+        )
+    return (resources.files("flatview.cli") / "scenarios" / f"{name}.yaml").read_text()
 
 
 # -- YAML with line numbers ------------------------------------------------------------
@@ -157,7 +180,7 @@ class Scenario:
     def __init__(self, path: str, text: str | None = None) -> None:
         self.path = path
         if text is None:
-            text = read_input(path)
+            text = scenario_text(path)
         root = load_yaml(text, path)
         doc = self._mapping(root, "the file")
         self._check_keys(

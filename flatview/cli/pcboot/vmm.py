@@ -20,8 +20,8 @@ from typing import TextIO
 
 import attrs
 
-from examples.pcboot.guest import BOOT
 from flatview import AccessError, MmioOps, PcBoard
+from flatview.cli.pcboot.guest import BOOT
 from kvm_backend import IoExit, Kvm, MmioExit, SimVm, StopExit, Vcpu, VcpuRunner, VcpuThread
 from kvm_backend.testing import guest
 from kvm_backend.testing import guest_code as gc

@@ -1,4 +1,4 @@
-"""``python -m examples.pcboot [--vcpus N] [--mode M] [--iterations K] [--quiet]``"""
+"""``python -m flatview.cli.pcboot [--vcpus N] [--mode M] [--iterations K] [--quiet]``"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from kvm_backend import kvm_unavailable_reason
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m examples.pcboot", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m flatview.cli.pcboot", description=__doc__)
     p.add_argument("--vcpus", type=int, default=4)
     p.add_argument("--mode", default="auto", choices=("auto", "optimistic", "quiesce", "naive"))
     p.add_argument("--iterations", type=int, default=3)
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     if reason is not None:
         print(f"pcboot needs /dev/kvm ({reason}); `flatview demo` runs the simulated version")
         return 2
-    from examples.pcboot.vmm import PcVmm
+    from flatview.cli.pcboot.vmm import PcVmm
 
     vmm = PcVmm(args.vcpus, args.mode, args.iterations, None if args.quiet else sys.stdout)
     try:

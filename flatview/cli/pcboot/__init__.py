@@ -1,0 +1,1 @@
+"""pcboot: a small pc-like VMM on flatview (run ``python -m flatview.cli.pcboot``)."""
