@@ -37,9 +37,9 @@ def main() -> None:
         try:
             with mem.transaction():  # 3. one transaction, one commit: only the
                 shadow.set_enabled(True)  # 64 KiB that change pass through a hole
-            print(kl.last_report.line())  # type: ignore[union-attr]
+            print(kl.last_report.line())
             ram.log_start("migration")  # a dirty-log toggle: flags-only, no pause
-            print(kl.last_report.line())  # type: ignore[union-attr]
+            print(kl.last_report.line())
         finally:
             runner.stop()
             for v in vcpus:

@@ -226,8 +226,12 @@ class KvmMemoryListener(MemoryListener):
         return self._in_sync
 
     @property
-    def last_report(self) -> CommitReport | None:
-        return self.reports[-1] if self.reports else None
+    def last_report(self) -> CommitReport:
+        """The report of the last commit that reached this listener (raises
+        :class:`~flatview.errors.ConfigError` before the first one)."""
+        if not self.reports:
+            raise ConfigError("the KVM listener has not committed anything yet")
+        return self.reports[-1]
 
     def close(self) -> None:
         """Unregister and delete every slot of this listener.  Call again after a

@@ -163,7 +163,8 @@ class Driver:
 
     def initial_facts(self, name: str) -> dict[str, Any]:
         """The registration commit that laid out the first state."""
-        return plan_facts(name, self.listener.last_report, 0, self.listener.slots)
+        reports = self.listener.reports
+        return plan_facts(name, reports[-1] if reports else None, 0, self.listener.slots)
 
 
 @attrs.define
