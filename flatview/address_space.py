@@ -44,6 +44,13 @@ class AddressSpace:
     def root(self) -> MemoryRegion:
         return self._root
 
+    def __repr__(self) -> str:
+        return f"<AddressSpace {self.name!r} root={self._root.name!r} ranges={len(self._view)}>"
+
+    def __str__(self) -> str:
+        """The space's view as ``info mtree -f`` prints it."""
+        return f'AS "{self.name}", root: {self._root.name}\n{self._view}'
+
     @property
     def flatview(self) -> FlatView:
         """The current, immutable view (replaced as a whole at each commit)."""

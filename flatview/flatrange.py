@@ -14,10 +14,10 @@ from flatview.region import MemoryRegion, RegionKind
 class FlatRange:
     """A piece of one region visible at ``[addr, addr + size)``."""
 
-    addr: int
-    size: int
+    addr: int = attrs.field(repr=hex)
+    size: int = attrs.field(repr=hex)
     region: MemoryRegion
-    offset_in_region: int
+    offset_in_region: int = attrs.field(repr=hex)
     readonly: bool = False
     romd_mode: bool = False
     nonvolatile: bool = False
@@ -91,6 +91,14 @@ class FlatRange:
         """TYPE as ``info mtree -f`` prints it: ``rom`` for any read-only range."""
         prefix = "nv-" if self.nonvolatile else ""
         return prefix + ("rom" if self.readonly else self.region.mtree_type())
+
+    def __str__(self) -> str:
+        """The range as ``info mtree -f`` prints it (the leaf's priority)."""
+        off = f" @{self.offset_in_region:016x}" if self.offset_in_region else ""
+        return (
+            f"{self.addr:016x}-{self.end - 1:016x} (prio {self.region.priority}, "
+            f"{self.mtree_type()}): {self.region.name}{off}"
+        )
 
 
 def merge_adjacent(ranges: Iterable[FlatRange]) -> list[FlatRange]:
@@ -167,6 +175,10 @@ class FlatView:
 
     def __repr__(self) -> str:
         return f"FlatView(ranges={self.ranges!r})"
+
+    def __str__(self) -> str:
+        """One line per range, as ``info mtree -f`` prints them."""
+        return "\n".join(f"  {r}" for r in self) or "  No rendered FlatView"
 
     def __len__(self) -> int:
         return self._len

@@ -31,6 +31,12 @@ class Placement(NamedTuple):
     hi: int
     """The window ``[lo, hi)`` its ancestors leave it (the region may be smaller)."""
 
+    def __repr__(self) -> str:
+        return (
+            f"Placement({self.region.name!r}, start={self.start:#x}, end={self.end:#x}, "
+            f"lo={self.lo:#x}, hi={self.hi:#x})"
+        )
+
 
 def placements(
     root: MemoryRegion | None,

@@ -29,8 +29,12 @@ class AddressSpaceRef(Protocol):
 class MemoryRegionSection:
     """One flat range of one address space, as a listener sees it."""
 
-    address_space: AddressSpaceRef
+    address_space: AddressSpaceRef = attrs.field(repr=lambda a: repr(a.name))
     range: FlatRange
+
+    def __str__(self) -> str:
+        """``AS "name": `` and the range as ``info mtree -f`` prints it."""
+        return f'AS "{self.address_space.name}": {self.range}'
 
     @property
     def region(self) -> MemoryRegion:

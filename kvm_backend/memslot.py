@@ -20,10 +20,10 @@ class Memslot:
     """One KVM memory slot as the kernel holds it (``slot`` is the encoded number)."""
 
     slot: int
-    flags: int
-    gpa: int
-    size: int
-    hva: int
+    flags: int = attrs.field(repr=hex)
+    gpa: int = attrs.field(repr=hex)
+    size: int = attrs.field(repr=hex)
+    hva: int = attrs.field(repr=hex)
 
     @property
     def as_id(self) -> int:

@@ -24,8 +24,8 @@ class Hole:
     hole was avoidable; otherwise the bytes were remapped (or only mapped at one end).
     """
 
-    gpa: int
-    size: int
+    gpa: int = attrs.field(repr=hex)
+    size: int = attrs.field(repr=hex)
     steps: int
     same_mapping: bool
 

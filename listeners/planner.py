@@ -63,6 +63,13 @@ class Slot:
     slot: int
     mapping: SlotMapping
 
+    def __str__(self) -> str:
+        m = self.mapping
+        return (
+            f"slot {self.slot:3d} gpa={m.gpa:#x} size={m.size:#x} flags={m.flags:#x} "
+            f"ua={m.hva:#x} {m.name or '?'} @{m.block_offset:#x}"
+        )
+
 
 @attrs.frozen(slots=True)
 class SlotOp:
@@ -86,6 +93,19 @@ class SlotOp:
         if self.op == "delete":
             return (0, m.gpa, 0, m.hva)
         return (m.flags, m.gpa, m.size, m.hva)
+
+    def trace(self, as_id: int = 0, ret: int = 0) -> str:
+        """The ioctl exactly as QEMU 10 traces it (a delete shows size=0x0 flags=0x0;
+        ``guest_memfd=-1``, and ``guest_memfd_offset`` the slot's offset in its block)."""
+        flags, gpa, size, hva = self.ioctl_args()
+        return (
+            f"kvm_set_user_memory AddrSpace#{as_id} Slot#{self.slot} flags={flags:#x} "
+            f"gpa={gpa:#x} size={size:#x} ua={hva:#x} guest_memfd=-1 "
+            f"guest_memfd_offset={self.mapping.block_offset:#x} ret={ret}"
+        )
+
+    def __str__(self) -> str:
+        return self.trace()
 
 
 @attrs.frozen(slots=True)
@@ -111,6 +131,10 @@ class Plan:
     @property
     def ioctls(self) -> int:
         return len(self.ops)
+
+    def __str__(self) -> str:
+        """The plan as QEMU's trace lines, one per ioctl, in order."""
+        return "\n".join(op.trace() for op in self.ops) or "(no ioctl)"
 
     @property
     def needs_pause(self) -> bool:

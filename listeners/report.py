@@ -158,14 +158,8 @@ def classify(batch: Batch) -> tuple[ChangeClass, ...]:
 
 
 def trace_line(op: SlotOp, as_id: int = 0, ret: int = 0) -> str:
-    """One ioctl exactly as QEMU 10 traces it (a delete shows size=0x0 flags=0x0;
-    ``guest_memfd=-1``, and ``guest_memfd_offset`` the slot's offset in its block)."""
-    flags, gpa, size, hva = op.ioctl_args()
-    return (
-        f"kvm_set_user_memory AddrSpace#{as_id} Slot#{op.slot} flags={flags:#x} gpa={gpa:#x} "
-        f"size={size:#x} ua={hva:#x} guest_memfd=-1 "
-        f"guest_memfd_offset={op.mapping.block_offset:#x} ret={ret}"
-    )
+    """One ioctl as QEMU 10 traces it (:meth:`SlotOp.trace`)."""
+    return op.trace(as_id, ret)
 
 
 def summary_line(plan: Plan, summary: Summary, paused: bool | None = None) -> str:

@@ -18,13 +18,13 @@ from kvm_backend.abi import KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY
 class SlotMapping:
     """A guest-physical range backed linearly by host memory of one RAM block."""
 
-    gpa: int
-    size: int
-    hva: int
-    flags: int
+    gpa: int = attrs.field(repr=hex)
+    size: int = attrs.field(repr=hex)
+    hva: int = attrs.field(repr=hex)
+    flags: int = attrs.field(repr=hex)
     block: int = 0
     """Identity of the backing block (``RamBlock.id``; any int in pure tests)."""
-    block_offset: int = 0
+    block_offset: int = attrs.field(default=0, repr=hex)
     name: str = ""
     """The region it comes from (for display)."""
 

@@ -90,12 +90,8 @@ def format_flat(spaces: Sequence[AddressSpace], *, kvm: Collection[tuple[int, in
             out.append("  No rendered FlatView")
         kvm_set = set(kvm)
         for fr in view:
-            off = f" @{fr.offset_in_region:016x}" if fr.offset_in_region else ""
             mark = " KVM" if (fr.addr, fr.size) in kvm_set else ""
-            out.append(
-                f"  {_range(fr.addr, fr.size)} (prio {fr.region.priority}, {fr.mtree_type()}): "
-                f"{fr.region.name}{off}{mark}"
-            )
+            out.append(f"  {fr}{mark}")
         out.append("")
     return "\n".join(out) + "\n"
 
