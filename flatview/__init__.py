@@ -5,6 +5,8 @@ per :class:`AddressSpace` into an immutable :class:`FlatView`, and let listeners
 (the KVM listener among them) follow every committed change.
 """
 
+import logging
+
 from flatview.address_space import AddressSpace
 from flatview.diff import RangeUpdate, ViewDiff, diff_ranges, diff_views
 from flatview.dirty import DirtyLogClient, DirtySnapshot
@@ -24,6 +26,9 @@ from flatview.region import ADDR_SPACE_END, MemoryRegion, MmioOps, RegionKind
 from flatview.render import render, resolve_root
 from flatview.section import MemoryRegionSection
 from flatview.system import MemorySystem
+
+# a library stays silent until the application configures logging
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __version__ = "0.2.0"
 

@@ -5,6 +5,8 @@ They import the model (:mod:`flatview`) and the KVM backend (:mod:`kvm_backend`)
 the listener protocol itself is the model's (:class:`flatview.MemoryListener`).
 """
 
+import logging
+
 from listeners.commit_window import CommitWindow
 from listeners.kvm_listener import (
     MODES,
@@ -18,6 +20,9 @@ from listeners.planner import Plan, PlanCaps, PlanError, Slot, SlotOp, plan
 from listeners.recording import Event, RecordingListener, ResizeRecordingListener
 from listeners.report import Batch, ChangeClass, Summary, summarize, summary_line, trace_line
 from listeners.slot_layout import SlotMapping, desired_mappings
+
+# a library stays silent until the application configures logging
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "MODES",

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import logging
 import threading
 import time
 from typing import Literal
@@ -61,6 +62,8 @@ from listeners.dirty import bitmap_pages, slot_pages
 from listeners.planner import Plan, PlanCaps, Slot, SlotOp, plan
 from listeners.report import Batch, Summary, summarize, summary_line
 from listeners.slot_layout import SlotMapping, cut_points, slot_mapping
+
+log = logging.getLogger(__name__)
 
 Mode = Literal["auto", "optimistic", "quiesce", "naive"]
 MODES: tuple[Mode, ...] = ("auto", "optimistic", "quiesce", "naive")
@@ -293,9 +296,17 @@ class KvmMemoryListener(MemoryListener):
         self.apply(tuple(q.kind for q in queued), batch, windows if self.windowed else None)
 
     def _mapping(self, section: MemoryRegionSection) -> SlotMapping | None:
-        m = slot_mapping(
-            section.range, readonly_mem=self.vm.readonly_mem, qemu_compat=self.qemu_compat
-        )
+        fr = section.range
+        m = slot_mapping(fr, readonly_mem=self.vm.readonly_mem, qemu_compat=self.qemu_compat)
+        if fr.ram_readable and self.vm.readonly_mem and (m is None or m.size != fr.size):
+            what = "dropped" if m is None else f"trimmed to {m.gpa:#x}+{m.size:#x}"
+            log.warning(
+                "%s: RAM range %#x+%#x %s (not aligned to host pages: MMIO exits there)",
+                section.region.name,
+                fr.addr,
+                fr.size,
+                what,
+            )
         block = section.region.ram_block
         if m is not None and block is not None:
             self._blocks[block.id] = block
@@ -496,6 +507,8 @@ class KvmMemoryListener(MemoryListener):
             batch if batch is not None else Batch(),
         )
         self.reports.append(report)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("commit: %s", report.line())
         return report
 
     def sync_dirty_log(self) -> None:
@@ -583,6 +596,15 @@ class KvmMemoryListener(MemoryListener):
             failed = p.ops[len(done)]
             rolled_back, cause = self._rollback(done)
             m = failed.mapping
+            log.error(
+                "%s of slot %d (gpa %#x+%#x) failed: %s; %s",
+                failed.op,
+                failed.slot,
+                m.gpa,
+                m.size,
+                e,
+                f"rolled back {len(done)} ioctls" if rolled_back else f"rollback failed: {cause}",
+            )
             raise CommitError(
                 failed.op,
                 int(e.errno or 0),

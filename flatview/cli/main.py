@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -267,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="QEMU's memory model and atomic KVM memslot updates for Python VMMs.",
     )
     p.add_argument("--version", action="version", version=f"flatview {__version__}")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log the library's messages (each commit's plan, dropped ranges, rollbacks)",
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
@@ -346,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(levelname)s: %(message)s")
     try:
         return int(args.func(args))
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly
