@@ -16,7 +16,7 @@ from typing import Any
 from benchmarks.common import emit, summary_us, time_ns
 from flatview import (
     AddressSpace,
-    MemoryListener,
+    ListenerBase,
     MemoryRegion,
     MemoryRegionSection,
     MemorySystem,
@@ -24,7 +24,7 @@ from flatview import (
 )
 
 
-class _Counting(MemoryListener):
+class _Counting(ListenerBase):
     def __init__(self) -> None:
         self.calls = 0
 

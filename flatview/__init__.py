@@ -19,7 +19,7 @@ from flatview.errors import (
 )
 from flatview.flatrange import FlatRange, FlatView
 from flatview.hostmem import PAGE_SIZE, HostMemoryError, RamBlock
-from flatview.listener import MemoryListener, supports_resize
+from flatview.listener import ListenerBase, MemoryListener, supports_resize
 from flatview.pc import PcBoard
 from flatview.placement import Placement
 from flatview.region import ADDR_SPACE_END, MemoryRegion, MmioOps, RegionKind
@@ -44,6 +44,7 @@ __all__ = [
     "FlatView",
     "FlatviewError",
     "HostMemoryError",
+    "ListenerBase",
     "MemoryListener",
     "MemoryRegion",
     "MemoryRegionSection",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flatview.diff import ViewDiff, diff_views
 from flatview.errors import AccessError, RegionError
 from flatview.flatrange import FlatRange, FlatView
-from flatview.listener import MemoryListener, supports_resize, wants_nops
+from flatview.listener import Bound, MemoryListener
 from flatview.placement import Placement, placements
 from flatview.region import ADDR_SPACE_END, MemoryRegion
 from flatview.section import MemoryRegionSection
@@ -17,7 +19,7 @@ MAX_ACCESS = 1 << 30
 
 
 def _each(
-    listeners: tuple[MemoryListener, ...], callback: str, errors: list[Exception], *args: object
+    listeners: Sequence[Bound], callback: str, errors: list[Exception], *args: object
 ) -> None:
     """Call ``callback`` on each listener in order; errors are collected, not raised."""
     for listener in listeners:
@@ -101,17 +103,17 @@ class AddressSpace:
         if listener in self.listeners:
             raise RegionError(f"listener {listener!r} is already registered on {self.name!r}")
         self.system._check_mutable(f"add_listener({self.name!r})")
-        self.system._register(listener, self)
+        bound = self.system._register(listener, self)
         try:
-            listener.begin()
+            bound.begin()
             if self.system.global_dirty_log:
-                listener.log_global_start()
+                bound.log_global_start()
             for fr in self._view:
                 section = self.section(fr)
-                listener.region_add(section)
+                bound.region_add(section)
                 if fr.dirty_log_mask:
-                    listener.log_start(section, 0, fr.dirty_log_mask)
-            listener.commit()
+                    bound.log_start(section, 0, fr.dirty_log_mask)
+            bound.commit()
         except BaseException:
             self.system._unregister(listener, self)
             raise
@@ -122,11 +124,12 @@ class AddressSpace:
         if listener not in self.listeners:
             raise RegionError(f"listener {listener!r} is not registered on {self.name!r}")
         self.system._check_mutable(f"remove_listener({self.name!r})")
+        bound = next(b for b in self.system.bound_of(self) if b.target is listener)
         try:
-            listener.begin()
+            bound.begin()
             for fr in self._view:
-                listener.region_del(self.section(fr))
-            listener.commit()
+                bound.region_del(self.section(fr))
+            bound.commit()
         finally:
             self.system._unregister(listener, self)
 
@@ -149,10 +152,10 @@ class AddressSpace:
         that raises does not stop the others: its error is appended to ``errors``
         (the system raises the first one once every listener committed).
         """
-        fwd = self.listeners
+        fwd = self.system.bound_of(self)
         if not fwd:
             return
-        d = diff if diff is not None and not any(map(wants_nops, fwd)) else None
+        d = diff if diff is not None and not any(b.nops for b in fwd) else None
         if d is None:
             d = diff_views(old, new)
         rev = fwd[::-1]
@@ -161,7 +164,7 @@ class AddressSpace:
             sec = self.section(fr)
             skip_resizers = id(fr) in resized
             for listener in rev:
-                if not (skip_resizers and supports_resize(listener)):
+                if not (skip_resizers and listener.resize):
                     try:
                         listener.region_del(sec)
                     except Exception as e:
@@ -172,7 +175,7 @@ class AddressSpace:
                 try:
                     if u.kind == "nop":
                         listener.region_nop(sec)
-                    elif u.kind == "resize" and supports_resize(listener):
+                    elif u.kind == "resize" and listener.resize:
                         assert u.old is not None
                         listener.region_resize(self.section(u.old), sec)
                     else:
@@ -193,7 +196,7 @@ class AddressSpace:
         for fr in self._view:
             if fr.dirty_log_mask:
                 sec = self.section(fr)
-                for listener in self.listeners:
+                for listener in self.system.bound_of(self):
                     listener.log_sync(sec)
 
     # -- accesses for device models ------------------------------------------------

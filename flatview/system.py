@@ -20,7 +20,7 @@ from flatview.diff import ViewDiff
 from flatview.errors import TransactionError
 from flatview.flatrange import FlatRange, FlatView
 from flatview.hostmem import RamBlock
-from flatview.listener import MemoryListener
+from flatview.listener import Bound, MemoryListener, bind
 from flatview.region import MemoryRegion, MmioOps, RegionKind, check_size
 from flatview.render import render, resolve_chain, resolve_root
 
@@ -88,8 +88,8 @@ class MemorySystem:
         self._committing = False
         self._global_log = False
         self._spaces: list[Space] = []
-        self._registry: list[tuple[MemoryListener, Space]] = []
-        self._by_space: dict[int, tuple[MemoryListener, ...]] = {}
+        self._registry: list[tuple[Bound, Space]] = []
+        self._by_space: dict[int, tuple[Bound, ...]] = {}
         """The registry by space (id), derived after each registration change."""
         self._registry_generation = 0
         self.commits = 0
@@ -174,7 +174,7 @@ class MemorySystem:
         errors: list[Exception] = []
         try:
             views = self._render_all()
-            listeners = self.listeners
+            listeners = self._bound_once()
             # A listener callback that raises does not stop the commit: every
             # listener sees a complete begin ... commit, every view is published,
             # and then the first error is raised (a KVM listener that rolled back
@@ -320,8 +320,8 @@ class MemorySystem:
             self._global_log = True
             self._damage_all = True  # every migratable range changes its mask
             self._mark_pending()
-        for listener in self.listeners:
-            listener.log_global_start()
+        for b in self._bound_once():
+            b.log_global_start()
 
     def global_log_stop(self) -> None:
         self._check_mutable("global_log_stop")
@@ -331,8 +331,8 @@ class MemorySystem:
             self._global_log = False
             self._damage_all = True
             self._mark_pending()
-        for listener in reversed(self.listeners):
-            listener.log_global_stop()
+        for b in reversed(self._bound_once()):
+            b.log_global_stop()
 
     # -- registration (called by AddressSpace) -------------------------------------
     @property
@@ -342,11 +342,23 @@ class MemorySystem:
     @property
     def listeners(self) -> tuple[MemoryListener, ...]:
         """Every registered listener once, in ascending priority."""
-        return tuple(dict.fromkeys(listener for listener, _ in self._registry))
+        return tuple(b.target for b in self._bound_once())
 
     def listeners_of(self, space: Space) -> tuple[MemoryListener, ...]:
         """The listeners registered on ``space``, in ascending priority."""
+        return tuple(b.target for b in self.bound_of(space))
+
+    def bound_of(self, space: Space) -> tuple[Bound, ...]:
+        """The callbacks of the listeners registered on ``space``, ascending priority."""
         return self._by_space.get(id(space), ())
+
+    def _bound_once(self) -> list[Bound]:
+        """Each registered listener's callbacks once (a listener registered on several
+        spaces gets one begin and one commit), in ascending priority."""
+        once: dict[int, Bound] = {}
+        for b, _ in self._registry:
+            once.setdefault(id(b.target), b)
+        return list(once.values())
 
     def _add_space(self, space: Space) -> ViewCell:
         """Register ``space``; its cell holds the view of an existing space with the
@@ -365,23 +377,27 @@ class MemorySystem:
         self._resolved = None
         self._rendered_root.pop(id(space), None)
 
-    def _register(self, listener: MemoryListener, space: Space) -> None:
+    def _register(self, listener: MemoryListener, space: Space) -> Bound:
+        """Register ``listener`` on ``space`` (its callbacks looked up now: a
+        misspelt one raises :class:`ConfigError`)."""
+        bound = bind(listener)
         i = len(self._registry)
-        while i > 0 and self._registry[i - 1][0].priority > listener.priority:
+        while i > 0 and self._registry[i - 1][0].priority > bound.priority:
             i -= 1
-        self._registry.insert(i, (listener, space))
+        self._registry.insert(i, (bound, space))
         self._index_registry()
+        return bound
 
     def _unregister(self, listener: MemoryListener, space: Space) -> None:
         self._registry = [
-            (ls, sp) for ls, sp in self._registry if not (ls is listener and sp is space)
+            (b, sp) for b, sp in self._registry if not (b.target is listener and sp is space)
         ]
         self._index_registry()
 
     def _index_registry(self) -> None:
-        by_space: dict[int, list[MemoryListener]] = {}
-        for listener, space in self._registry:
-            by_space.setdefault(id(space), []).append(listener)
+        by_space: dict[int, list[Bound]] = {}
+        for bound, space in self._registry:
+            by_space.setdefault(id(space), []).append(bound)
         self._by_space = {k: tuple(v) for k, v in by_space.items()}
         self._registry_generation += 1
 

@@ -49,7 +49,7 @@ from flatview.dirty import ALL_CLIENTS
 from flatview.errors import ConfigError
 from flatview.hostmem import PAGE_SIZE as PAGE
 from flatview.hostmem import RamBlock
-from flatview.listener import MemoryListener
+from flatview.listener import ListenerBase
 from flatview.region import ADDR_SPACE_END
 from flatview.section import MemoryRegionSection
 from kvm_backend.backend import MemslotBackend
@@ -135,7 +135,7 @@ class CommitReport:
         return summary_line(self.plan, self.summary(), self.paused)
 
 
-class KvmMemoryListener(MemoryListener):
+class KvmMemoryListener(ListenerBase):
     """Keeps one KVM address space's memslots equal to an AddressSpace's view."""
 
     priority = 10  # QEMU's MEMORY_LISTENER_PRIORITY_ACCEL

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from flatview.listener import MemoryListener
+from flatview.listener import ListenerBase
 from flatview.section import MemoryRegionSection
 
 
@@ -30,7 +30,7 @@ class Event:
         return self.name
 
 
-class RecordingListener(MemoryListener):
+class RecordingListener(ListenerBase):
     """Appends an :class:`Event` per callback (size-only changes arrive as del + add)."""
 
     def __init__(self, priority: int = 0, *, name: str = "") -> None:

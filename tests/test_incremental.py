@@ -7,7 +7,15 @@ from hypothesis import HealthCheck, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from flatview import AddressSpace, FlatView, MemoryListener, diff_views, render, resolve_root
+from flatview import (
+    AddressSpace,
+    FlatView,
+    ListenerBase,
+    MemoryListener,
+    diff_views,
+    render,
+    resolve_root,
+)
 from flatview.listener import supports_resize
 from kvm_backend import SimVm
 from listeners import KvmMemoryListener, RecordingListener
@@ -21,7 +29,7 @@ class QuietRecorder(RecordingListener):
     """Records everything but region_nop, which it does not implement: it gets the
     windowed diff's stream."""
 
-    region_nop = MemoryListener.region_nop
+    region_nop = ListenerBase.region_nop
 
 
 def expected_stream(old: FlatView, new: FlatView, listener: MemoryListener) -> list[str]:

@@ -7,7 +7,7 @@ import pytest
 from flatview import (
     AddressSpace,
     DirtyLogClient,
-    MemoryListener,
+    ListenerBase,
     MemoryRegionSection,
     MemorySystem,
     TransactionError,
@@ -75,7 +75,7 @@ def test_mutation_from_a_listener_during_commit_is_refused() -> None:
     _s, space = small_system()
     ram = space.root.subregions[0]
 
-    class Meddler(MemoryListener):
+    class Meddler(ListenerBase):
         error: Exception | None = None
 
         def region_del(self, section: MemoryRegionSection) -> None:
@@ -94,7 +94,7 @@ def test_listener_order_forward_and_reverse() -> None:
     _s, space = small_system()
     log: list[str] = []
 
-    class Named(MemoryListener):
+    class Named(ListenerBase):
         def __init__(self, tag: str, priority: int) -> None:
             self.tag, self.priority = tag, priority
 
