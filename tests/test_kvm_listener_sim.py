@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from flatview import AddressSpace, DirtyLogClient, MemorySystem
 from flatview.hostmem import PAGE_SIZE as PAGE
 from flatview.hostmem import page_align_up
+from flatview.testing.steps import ATTRIBUTE_OPS, mutate
 from kvm_backend.backend import MemslotBackend
 from kvm_backend.errors import CommitError
 from kvm_backend.memslot import Memslot
@@ -20,7 +21,7 @@ from kvm_backend.vcpu_control import FaultRepair
 from listeners.cost import CostModel
 from listeners.kvm_listener import KvmMemoryListener, Mode
 from listeners.slot_layout import SlotMapping, desired_mappings
-from tests.tree_gen import UNIT, Node, Tree, trees
+from tests.tree_gen import Tree, trees
 
 FOUR_PAGE_MERGES = CostModel(ioctl_us=3.0, refault_us_per_page=0.75)
 
@@ -75,26 +76,7 @@ def check_consistent(
         ), f"slot {s.slot} maps host memory outside every block"
 
 
-ATTRIBUTE_OPS = ("enable", "readonly", "log")
 FAILURE_POSITIONS: list[int] = []
-
-
-def mutate(tree: Tree, op: str, node: Node, n: int) -> bool:
-    """Apply one mutation; True if it was structural (may add new boundaries)."""
-    mr = node.region
-    if op == "enable":
-        mr.set_enabled(not mr.enabled)
-    elif op == "readonly" and node.kind in ("alias", "ram", "container"):
-        mr.set_readonly(not mr.readonly)
-    elif op == "log" and mr.has_ram_block:
-        if mr.log_mask:
-            mr.log_stop(DirtyLogClient.VGA)
-        else:
-            mr.log_start(DirtyLogClient.VGA)
-    elif op == "move" and mr.parent is not None:
-        mr.set_address(n * UNIT)
-        return True
-    return False
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

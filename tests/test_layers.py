@@ -1,7 +1,7 @@
 """The layers import only downward, and no two files import each other in a circle.
 
-    model (flatview, minus flatview.cli)  <-  backend (kvm_backend)
-        <-  listeners (listeners)  <-  CLI and tools (flatview.cli)
+    model (flatview, minus flatview.cli and flatview.testing)  <-  backend (kvm_backend)
+        <-  listeners (listeners)  <-  CLI and tools (flatview.cli, flatview.testing)
 
 Two checks: a static one over every import statement of every file (including
 ``TYPE_CHECKING`` blocks and imports inside functions), and the one the layering
@@ -24,7 +24,7 @@ PACKAGES = ("flatview", "kvm_backend", "listeners")
 
 
 def layer_of(module: str) -> str | None:
-    if module == "flatview.__main__" or module.startswith("flatview.cli"):
+    if module == "flatview.__main__" or module.startswith(("flatview.cli", "flatview.testing")):
         return "cli"
     top = module.split(".")[0]
     return {"flatview": "model", "kvm_backend": "backend", "listeners": "listeners"}.get(top)

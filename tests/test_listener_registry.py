@@ -8,11 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flatview import AddressSpace, FlatView, MemoryRegionSection, MemorySystem
+from flatview.testing.steps import ATTRIBUTE_OPS, mutate
 from kvm_backend.sim import SimVm
 from listeners import RecordingListener
 from listeners.kvm_listener import KvmMemoryListener
 from listeners.slot_layout import desired_mappings
-from tests.test_kvm_listener_sim import ATTRIBUTE_OPS, mutate, page_map
+from tests.test_kvm_listener_sim import page_map
 from tests.tree_gen import trees
 
 
