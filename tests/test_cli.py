@@ -197,42 +197,79 @@ def test_map_svg_has_labels_legend_and_slots(tmp_path: Path) -> None:
     assert text.count('stroke="#d50000"') >= 2  # changed ranges highlighted
 
 
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium(tmp_path: Path, *argv: str) -> str:
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,900"]
+    return subprocess.run(
+        ["chromium", *flags, *argv], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium not installed")
 def test_map_html_renders_in_headless_chromium(tmp_path: Path) -> None:
     html = tmp_path / "m.html"
     code, _, err = run(["map", f"{PAM}@", f"{PAM}@writable-2", "--html", str(html)])
     assert code == 0, err
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
     png = tmp_path / "shot.png"
-    subprocess.run(
-        ["chromium", *flags, f"--screenshot={png}", "--window-size=1600,700", html.as_uri()],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    dom = subprocess.run(
-        ["chromium", *flags, "--dump-dom", html.as_uri()],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    for label in ("pc.ram", "pc.rom", "KVM slot", "ioctls"):
+    chromium(tmp_path, f"--screenshot={png}", html.as_uri())
+    dom = chromium(tmp_path, "--dump-dom", html.as_uri())
+    for label in ("pc.ram", "pc.rom", "KVM slot", "ioctls", "slot 0"):
         assert label in dom
     import matplotlib.image as mpimg
 
     pixels = mpimg.imread(str(png))
     assert pixels.shape[0] > 100 and float(pixels.std()) > 0.05, "screenshot looks blank"
+
+
+MEASURE = """<!doctype html><html><head><meta charset="utf-8"></head>
+<body style="margin:0">%s<pre id="result"></pre><script>
+const svg = document.querySelector("svg").getBoundingClientRect();
+const out = {window: window.innerWidth, svg: svg.width, labels: [], clipped: []};
+for (const g of document.querySelectorAll("g.range, g.slot")) {
+  const box = g.querySelector("rect").getBoundingClientRect();
+  const text = g.querySelector("text").getBoundingClientRect();
+  out.labels.push(g.querySelector("text").textContent);
+  if (text.left < box.left - 0.5 || text.right > box.right + 0.5 ||
+      text.top < box.top - 0.5 || text.bottom > box.bottom + 0.5)
+    out.clipped.push(g.querySelector("text").textContent);
+}
+document.getElementById("result").textContent = JSON.stringify(out);
+</script></body></html>"""
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium not installed")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [f"{PAM}@", f"{PAM}@readonly-2"],
+        ["tests/data/qemu72-pc-after-bios.mtree", "--as", "I/O"],  # 78 ranges, dense
+    ],
+)
+def test_map_labels_fit_their_boxes_and_the_map_uses_the_page_width(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    svg = tmp_path / "m.svg"
+    code, _, err = run(["map", *argv, "--svg", str(svg)])
+    assert code == 0, err
+    page = tmp_path / "measure.html"
+    page.write_text(MEASURE % svg.read_text())
+    dom = chromium(tmp_path, "--virtual-time-budget=2000", "--dump-dom", page.as_uri())
+    m = re.search(r'<pre id="result">(.*?)</pre>', dom, flags=re.S)
+    assert m is not None, dom[:500]
+    result = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert result["labels"] and result["clipped"] == []
+    assert result["svg"] >= 0.95 * result["window"]  # scales to the page
 
 
 @pytest.mark.kvm
