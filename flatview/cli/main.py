@@ -12,11 +12,15 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flatview import __version__
 from flatview.errors import FlatviewError, read_input
+
+if TYPE_CHECKING:
+    from flatview.cli.replay import Ref
 
 EPILOG = {
     "show": "example: flatview show --example pc-pam --step writable-1 --flat\n"
@@ -28,6 +32,9 @@ EPILOG = {
     "map": "example: flatview map example:pc-pam@ example:pc-pam@writable-2 --html map.html",
     "stress": "example: flatview stress --vcpus 4 --transactions 500 --mode auto --seed 1",
     "demo": "example: flatview demo\n         flatview demo --race",
+    "watch": "example: flatview watch --qmp /tmp/qmp.sock --count 4",
+    "audit": "example: flatview audit qemu.log --before before.mtree --after after.mtree\n"
+    "         (qemu-system-x86_64 ... -trace kvm_set_user_memory -D qemu.log)",
 }
 
 
@@ -57,10 +64,21 @@ def cmd_show(args: argparse.Namespace) -> int:
             print("\n".join(f"example:{n}" for n in bundled_examples()))
             return 0
         args.file = f"example:{args.example}"
-    if args.file is None:
-        raise FlatviewError("give a FILE or --example NAME")
-    if looks_like_dump(args.file):
+    views: list[DumpView] | None = None  # a dump's or a live QEMU's; None: a scenario
+    if args.qmp is not None:
+        from flatview.cli.qmp import flat_views, tree
+
+        if not args.flat:
+            sys.stdout.write(tree(args.qmp, args.timeout))
+            return 0
+        source = f"qmp:{args.qmp}"
+        views = parse_views(flat_views(args.qmp, args.timeout), source)
+    elif args.file is None:
+        raise FlatviewError("give a FILE, --example NAME or --qmp SOCKET")
+    elif looks_like_dump(args.file):
+        source = args.file
         views = parse_views(read_input(args.file), args.file)
+    if views is not None:
         if args.address_space is not None:
             views = [
                 DumpView(
@@ -70,7 +88,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 if any(name == args.address_space for name, _ in v.spaces)
             ]
             if not views:
-                raise FlatviewError(f"{args.file}: no address space {args.address_space!r}")
+                raise FlatviewError(f"{source}: no address space {args.address_space!r}")
         if args.json:
             by_name = {
                 name: [range_json(r) for r in v.ranges] for v in views for name, _ in v.spaces
@@ -119,10 +137,11 @@ def _print_facts(facts: dict[str, Any]) -> None:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from flatview.cli.replay import Ref, diff_refs, range_diff, range_json
+    from flatview.cli.replay import diff_refs, range_diff, range_json
 
-    a, b = Ref.parse(args.a), Ref.parse(args.b)
-    pair = diff_refs(a, b, args.address_space, args.mode)
+    with tempfile.TemporaryDirectory() as folder:
+        a, b = _pair_refs(args, folder)
+        pair = diff_refs(a, b, args.address_space, args.mode)
     d = range_diff(pair.a, pair.b)
     facts = pair.facts
     if args.json:
@@ -156,6 +175,20 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return _diff_status(args, d)
 
 
+def _pair_refs(args: argparse.Namespace, folder: str) -> tuple[Ref, Ref]:
+    """A and B, where ``--qmp`` supplies the live state as the last one."""
+    from flatview.cli.replay import Ref
+
+    given = [x for x in (args.a, args.b) if x is not None]
+    if args.qmp is not None:
+        if len(given) != 1:
+            raise FlatviewError("with --qmp, give one state to compare the live one with")
+        return Ref.parse(given[0]), Ref.live(args.qmp, folder, args.timeout)
+    if len(given) != 2:
+        raise FlatviewError("give two states A and B (or one and --qmp SOCKET)")
+    return Ref.parse(given[0]), Ref.parse(given[1])
+
+
 def _diff_status(args: argparse.Namespace, d: dict[str, Any]) -> int:
     """With ``--exit-code``, 1 when the views differ (as ``git diff --exit-code``)."""
     differ = bool(d["removed"] or d["added"] or d["resized"])
@@ -187,14 +220,27 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from flatview.cli.replay import Ref, diff_refs, range_diff, state_ranges
-    from flatview.cli.svgmap import render_html, render_svg
+    from flatview.cli.replay import Ref
 
     if not args.svg and not args.html:
         raise FlatviewError("give --svg OUT or --html OUT")
-    a = Ref.parse(args.a)
-    if args.b:
-        b = Ref.parse(args.b)
+    with tempfile.TemporaryDirectory() as folder:
+        if args.qmp is not None and args.a is None:
+            return _draw_map(args, [Ref.live(args.qmp, folder, args.timeout)])
+        if args.qmp is None and args.a is None:
+            raise FlatviewError("give a state A (and B), or --qmp SOCKET")
+        if args.b is None and args.qmp is None:
+            return _draw_map(args, [Ref.parse(args.a)])
+        return _draw_map(args, list(_pair_refs(args, folder)))
+
+
+def _draw_map(args: argparse.Namespace, refs: list[Ref]) -> int:
+    from flatview.cli.replay import diff_refs, range_diff, state_ranges
+    from flatview.cli.svgmap import render_html, render_svg
+
+    a = refs[0]
+    if len(refs) == 2:
+        b = refs[1]
         pair = diff_refs(a, b, args.address_space, args.mode)
         d = range_diff(pair.a, pair.b)
         gone = {id(r) for r in d["removed"]} | {id(o) for o, _ in d["resized"]}
@@ -221,6 +267,67 @@ def cmd_map(args: argparse.Namespace) -> int:
         Path(args.svg).write_text(svg)
     if args.html:
         Path(args.html).write_text(render_html(title, svg, summary))
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Poll the live flat views; print each change with our plan for it."""
+    import time
+
+    from flatview.cli.replay import Ref, diff_refs, range_diff
+
+    changes = 0
+    with tempfile.TemporaryDirectory() as folder:
+        before = Ref.live(args.qmp, folder, args.timeout)
+        print(f"watching {args.qmp} every {args.interval:g} s (changes between polls are merged)")
+        deadline = time.monotonic() + args.duration if args.duration else None
+        while args.count is None or changes < args.count:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            time.sleep(args.interval)
+            now = Ref.live(args.qmp, folder, args.timeout)
+            if Path(now.path).read_text() == Path(before.path).read_text():
+                Path(now.path).unlink()
+                continue
+            pair = diff_refs(before, now, args.address_space, args.mode)
+            d = range_diff(pair.a, pair.b)
+            changes += 1
+            print(f"== change {changes} at {time.strftime('%H:%M:%S')}")
+            c = _colour(sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+            for r in d["removed"]:
+                print(_fmt_range("-", r, c))
+            for o, n in d["resized"]:
+                print(_fmt_range("~", n, c) + f" (was size {o.size:#x})")
+            for r in d["added"]:
+                print(_fmt_range("+", r, c))
+            _print_facts(pair.facts)
+            sys.stdout.flush()
+            Path(before.path).unlink()
+            before = now
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from flatview.cli.audit import audit, format_audit, parse_trace
+    from flatview.cli.replay import Ref, diff_refs
+
+    doc = audit(parse_trace(read_input(args.trace), args.trace))
+    if (args.before is None) != (args.after is None):
+        raise FlatviewError("give both --before and --after (the views around the trace)")
+    if args.before is not None and args.after is not None:
+        a, b = Ref.parse(args.before), Ref.parse(args.after)
+        pair = diff_refs(a, b, args.address_space, args.mode)
+        doc["ours"] = {
+            "a": a.label,
+            "b": b.label,
+            "ioctls": len(pair.facts["ioctls"]),
+            "unchanged_bytes_unmapped": pair.facts["unchanged_bytes_unmapped"],
+            "qemu_style_ioctls": pair.facts["qemu_style"]["ioctls"],
+        }
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        sys.stdout.write(format_audit(doc))
     return 0
 
 
@@ -259,6 +366,14 @@ def add_mode(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "optimistic", "quiesce", "naive"),
         default="auto",
         help="the KVM listener's mode (default: auto; optimistic never unmaps unchanged bytes)",
+    )
+
+
+def add_qmp(parser: argparse.ArgumentParser, help_: str, required: bool = False) -> None:
+    """``--qmp SOCKET`` and ``--timeout``: read a running QEMU over QMP."""
+    parser.add_argument("--qmp", metavar="SOCKET", required=required, help=help_)
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for each QMP answer"
     )
 
 
@@ -301,11 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="JSON (with --flat)")
     s.add_argument("--disabled", "-D", action="store_true", help="include disabled regions")
     s.add_argument("--as", dest="address_space", help="address space of a dump")
+    add_qmp(s, "show the live tree (info mtree -D) or, with --flat, flat views")
     s.set_defaults(func=cmd_show)
 
     d = add("diff", "range diff, change classes and memslot plan from state A to state B")
     d.add_argument("a", help="FILE@STEP (FILE@ = initial state) or a dump file")
-    d.add_argument("b", help="FILE@STEP or a dump file")
+    d.add_argument("b", nargs="?", help="FILE@STEP or a dump file (not with --qmp)")
+    add_qmp(d, "compare A with the live state of a running QEMU")
     d.add_argument("--json", action="store_true")
     d.add_argument("--as", dest="address_space", help="address space (default: memory)")
     add_mode(d)
@@ -325,13 +442,32 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_replay)
 
     m = add("map", "draw the guest-physical map of A (and its change to B) as SVG or HTML")
-    m.add_argument("a")
+    m.add_argument("a", nargs="?")
     m.add_argument("b", nargs="?")
+    add_qmp(m, "draw the live state (or A and the live state)")
     m.add_argument("--svg", metavar="OUT")
     m.add_argument("--html", metavar="OUT")
     m.add_argument("--as", dest="address_space")
     add_mode(m)
     m.set_defaults(func=cmd_map)
+
+    w = add("watch", "print each change of a running QEMU's topology with our memslot plan")
+    add_qmp(w, "the QMP socket of the running QEMU", required=True)
+    w.add_argument("--interval", type=float, default=0.2, help="seconds between polls")
+    w.add_argument("--count", type=int, help="stop after this many changes")
+    w.add_argument("--duration", type=float, help="stop after this many seconds")
+    w.add_argument("--as", dest="address_space", help="address space (default: memory)")
+    add_mode(w)
+    w.set_defaults(func=cmd_watch)
+
+    au = add("audit", "what a QEMU did to KVM's memslots, from its kvm_set_user_memory trace")
+    au.add_argument("trace", help="QEMU log of -trace kvm_set_user_memory (-D FILE)")
+    au.add_argument("--before", help="the views before the trace (dump or FILE@STEP)")
+    au.add_argument("--after", help="the views after it: our plan for the same transition")
+    au.add_argument("--as", dest="address_space", help="address space (default: memory)")
+    au.add_argument("--json", action="store_true")
+    add_mode(au)
+    au.set_defaults(func=cmd_audit)
 
     st = add("stress", "the real-KVM race harness: faults, lost writes, pauses, latency")
     st.add_argument("--vcpus", type=int, default=4)

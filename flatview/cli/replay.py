@@ -31,6 +31,8 @@ class Ref:
     path: str
     step: str | None
     dump: bool
+    name: str | None = None
+    """What to call it instead of its path (``qmp:SOCKET`` for a live snapshot)."""
 
     @classmethod
     def parse(cls, text: str) -> Ref:
@@ -45,7 +47,19 @@ class Ref:
 
     @property
     def label(self) -> str:
+        if self.name is not None:
+            return self.name
         return self.path if self.dump else f"{self.path}@{self.step or ''}"
+
+    @classmethod
+    def live(cls, socket: str, folder: str, timeout: float) -> Ref:
+        """A snapshot of a running QEMU's flat views (``info mtree -f`` over QMP),
+        kept as a dump file in ``folder``."""
+        from flatview.cli.qmp import flat_views
+
+        path = Path(folder) / f"live-{len(list(Path(folder).iterdir()))}.mtree"
+        path.write_text(flat_views(socket, timeout))
+        return cls(str(path), None, True, f"qmp:{socket}")
 
 
 def step_index(sc: Scenario, step: str | None) -> int:
