@@ -274,6 +274,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     """Poll the live flat views; print each change with our plan for it."""
     import time
 
+    from flatview.cli.dump import parse_dump
     from flatview.cli.replay import Ref, diff_refs, range_diff
 
     changes = 0
@@ -300,6 +301,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 print(_fmt_range("~", n, c) + f" (was size {o.size:#x})")
             for r in d["added"]:
                 print(_fmt_range("+", r, c))
+            if not (d["removed"] or d["resized"] or d["added"]):
+                old = parse_dump(Path(before.path).read_text(), before.path)
+                new = parse_dump(Path(now.path).read_text(), now.path)
+                moved = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
+                print(
+                    f"  (address space {args.address_space or 'memory'!r} unchanged; "
+                    f"changed: {', '.join(moved)})"
+                )
             _print_facts(pair.facts)
             sys.stdout.flush()
             Path(before.path).unlink()

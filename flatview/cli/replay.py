@@ -3,6 +3,7 @@ KVM listener into the simulated or the real KVM, reported as stable JSON facts."
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -57,9 +58,10 @@ class Ref:
         kept as a dump file in ``folder``."""
         from flatview.cli.qmp import flat_views
 
-        path = Path(folder) / f"live-{len(list(Path(folder).iterdir()))}.mtree"
-        path.write_text(flat_views(socket, timeout))
-        return cls(str(path), None, True, f"qmp:{socket}")
+        text = flat_views(socket, timeout)
+        with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".mtree", delete=False) as f:
+            f.write(text)
+        return cls(f.name, None, True, f"qmp:{socket}")
 
 
 def step_index(sc: Scenario, step: str | None) -> int:
