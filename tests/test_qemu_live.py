@@ -4,6 +4,7 @@ QMP while SeaBIOS boots, and its own memslot trace audited against our planner."
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from flatview.cli.dump import parse_views
 from flatview.cli.qmp import flat_views, hmp
 from tests.test_cli import ROOT
 
@@ -86,6 +88,33 @@ def qemu(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Qemu]:
         q.close()
 
 
+def exported_renders_as_qemu(qemu: Qemu, folder: Path) -> None:
+    """``export --qmp``, then our render of the exported tree equals QEMU's own
+    ``info mtree -f`` in every address space (names made unique compared bare)."""
+    exported = flatview_cli("export", "--qmp", qemu.sock)
+    assert exported.returncode == 0, exported.stderr
+    scenario = folder / f"machine-{len(list(folder.iterdir()))}.yaml"
+    scenario.write_text(exported.stdout)
+    shown = flatview_cli("show", str(scenario), "--flat")
+    assert shown.returncode == 0, shown.stderr
+
+    def ranges(text: str) -> dict[str, list[tuple[int, int, str, int, str]]]:
+        return {
+            name: [
+                (r.start, r.size, re.sub(r"#\d+$", "", r.region), r.offset, r.type)
+                for r in v.ranges
+            ]
+            for v in parse_views(text, "t")
+            for name, _ in v.spaces
+        }
+
+    qemus = ranges(flat_views(qemu.sock))
+    ours = ranges(shown.stdout)
+    assert set(ours) == set(qemus) and len(qemus) >= 5
+    for name, want in qemus.items():
+        assert ours[name] == want, f"address space {name!r} renders differently"
+
+
 def test_live_views_are_read_over_qmp_and_the_boot_audited_against_our_plan(
     qemu: Qemu, tmp_path: Path
 ) -> None:
@@ -95,7 +124,9 @@ def test_live_views_are_read_over_qmp_and_the_boot_audited_against_our_plan(
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     time.sleep(1.0)  # let it take its first snapshot while the vCPUs are stopped
+    exported_renders_as_qemu(qemu, tmp_path)
     before, after = qemu.boot()
+    exported_renders_as_qemu(qemu, tmp_path)
     (tmp_path / "before.mtree").write_text(before)
     (tmp_path / "after.mtree").write_text(after)
 

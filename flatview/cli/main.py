@@ -33,6 +33,8 @@ EPILOG = {
     "stress": "example: flatview stress --vcpus 4 --transactions 500 --mode auto --seed 1",
     "demo": "example: flatview demo\n         flatview demo --race",
     "watch": "example: flatview watch --qmp /tmp/qmp.sock --count 4",
+    "export": "example: flatview export --qmp /tmp/qmp.sock > machine.yaml\n"
+    "         flatview show machine.yaml --flat",
     "audit": "example: flatview audit qemu.log --before before.mtree --after after.mtree\n"
     "         (qemu-system-x86_64 ... -trace kvm_set_user_memory -D qemu.log)",
 }
@@ -340,6 +342,17 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from flatview.cli.dump import parse_views
+    from flatview.cli.export import export, to_yaml
+    from flatview.cli.qmp import hmp
+
+    tree, flat = hmp(args.qmp, "info mtree -D", "info mtree -f", timeout=args.timeout)
+    source = f"qmp:{args.qmp}"
+    sys.stdout.write(to_yaml(export(tree, parse_views(flat, source), source)))
+    return 0
+
+
 def cmd_stress(args: argparse.Namespace) -> int:
     from flatview.cli.stress import stress
 
@@ -468,6 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--as", dest="address_space", help="address space (default: memory)")
     add_mode(w)
     w.set_defaults(func=cmd_watch)
+
+    ex = add("export", "write a running QEMU's region tree as a scenario file (YAML)")
+    add_qmp(ex, "the QMP socket of the running QEMU", required=True)
+    ex.set_defaults(func=cmd_export)
 
     au = add("audit", "what a QEMU did to KVM's memslots, from its kvm_set_user_memory trace")
     au.add_argument("trace", help="QEMU log of -trace kvm_set_user_memory (-D FILE)")
