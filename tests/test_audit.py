@@ -24,7 +24,10 @@ def test_a_qemu10_trace_without_timestamps() -> None:
     assert carve["vcpus_in_kvm_run"] is None  # no vCPU events in the log
 
 
-SLOT = "kvm_set_user_memory Slot#{slot} flags=0x{flags:x} gpa=0x{gpa:x} size=0x{size:x} ua=0x{ua:x} ret=0"
+SLOT = (
+    "kvm_set_user_memory Slot#{slot} flags=0x{flags:x} gpa=0x{gpa:x} size=0x{size:x} "
+    "ua=0x{ua:x} ret=0"
+)
 
 
 def line(ts: float, slot: int, flags: int, gpa: int, size: int, ua: int) -> str:
