@@ -92,6 +92,8 @@ class MemorySystem:
         self._by_space: dict[int, tuple[Bound, ...]] = {}
         """The registry by space (id), derived after each registration change."""
         self._registry_generation = 0
+        self._once: list[Bound] = []
+        """Each listener's callbacks once, in ascending priority (see ``_bound_once``)."""
         self.commits = 0
         """How many outermost commits rendered and notified (for tests and benchmarks)."""
         self._damaged: list[Place] = []
@@ -354,11 +356,9 @@ class MemorySystem:
 
     def _bound_once(self) -> list[Bound]:
         """Each registered listener's callbacks once (a listener registered on several
-        spaces gets one begin and one commit), in ascending priority."""
-        once: dict[int, Bound] = {}
-        for b, _ in self._registry:
-            once.setdefault(id(b.target), b)
-        return list(once.values())
+        spaces gets one begin and one commit), in ascending priority; derived with
+        the registry index, not per commit."""
+        return self._once
 
     def _add_space(self, space: Space) -> ViewCell:
         """Register ``space``; its cell holds the view of an existing space with the
@@ -399,6 +399,10 @@ class MemorySystem:
         for bound, space in self._registry:
             by_space.setdefault(id(space), []).append(bound)
         self._by_space = {k: tuple(v) for k, v in by_space.items()}
+        once: dict[int, Bound] = {}
+        for b, _ in self._registry:
+            once.setdefault(id(b.target), b)
+        self._once = list(once.values())
         self._registry_generation += 1
 
 

@@ -229,12 +229,17 @@ def _continues(a: SlotMapping, b: SlotMapping) -> bool:
     return a.end == b.gpa and a.block == b.block and a.delta == b.delta and a.flags == b.flags
 
 
+def _cap(limit: int, max_size: int | None) -> int:
+    """The largest slot a merge may make: ``limit``, and no more than ``max_size``."""
+    return min(limit, max_size) if max_size else limit
+
+
 def _runs(pieces: list[SlotMapping], limit: int, max_size: int | None) -> list[SlotMapping]:
     """Cut pieces that continue each other joined into runs of at most ``limit``
     bytes (and ``max_size``); a piece larger than ``limit`` stays alone."""
     if limit <= 0:
         return pieces
-    cap = min(limit, max_size) if max_size else limit
+    cap = _cap(limit, max_size)
     out: list[SlotMapping] = []
     for p in pieces:
         if out and _continues(out[-1], p) and out[-1].size + p.size <= cap:
@@ -255,7 +260,7 @@ def _absorb(
     the tree no longer has (not in ``edges``): each such slot is deleted and its
     bytes re-created in the piece.  Returns the pieces and the absorbed slots.  Only
     slots and results within ``limit`` bytes."""
-    cap = min(limit, max_size) if max_size else limit
+    cap = _cap(limit, max_size)
     by_end = {s.mapping.end: s for s in kept}
     by_start = {s.mapping.gpa: s for s in kept}
     absorbed: dict[int, Slot] = {}

@@ -162,6 +162,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
         return _diff_status(args, d)
     c = _colour(sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     print(f"--- {a.label}\n+++ {b.label}")
+    _print_range_diff(d, c)
+    if d["unchanged"]:
+        print(f"  ({d['unchanged']} unchanged range{'s' if d['unchanged'] != 1 else ''} folded)")
+    _print_facts(facts)
+    return _diff_status(args, d)
+
+
+def _print_range_diff(d: dict[str, Any], c: dict[str, str]) -> None:
+    """Removed (-), resized (~) and added (+) ranges, in address order."""
     rows: list[tuple[int, int, str]] = []
     for r in d["removed"]:
         rows.append((r.start, 0, _fmt_range("-", r, c)))
@@ -171,10 +180,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
         rows.append((r.start, 2, _fmt_range("+", r, c)))
     for row in sorted(rows):
         print(row[2])
-    if d["unchanged"]:
-        print(f"  ({d['unchanged']} unchanged range{'s' if d['unchanged'] != 1 else ''} folded)")
-    _print_facts(facts)
-    return _diff_status(args, d)
 
 
 def _pair_refs(args: argparse.Namespace, folder: str) -> tuple[Ref, Ref]:
@@ -296,13 +301,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             d = range_diff(pair.a, pair.b)
             changes += 1
             print(f"== change {changes} at {time.strftime('%H:%M:%S')}")
-            c = _colour(sys.stdout.isatty() and "NO_COLOR" not in os.environ)
-            for r in d["removed"]:
-                print(_fmt_range("-", r, c))
-            for o, n in d["resized"]:
-                print(_fmt_range("~", n, c) + f" (was size {o.size:#x})")
-            for r in d["added"]:
-                print(_fmt_range("+", r, c))
+            _print_range_diff(d, _colour(sys.stdout.isatty() and "NO_COLOR" not in os.environ))
             if not (d["removed"] or d["resized"] or d["added"]):
                 old = parse_dump(Path(before.path).read_text(), before.path)
                 new = parse_dump(Path(now.path).read_text(), now.path)
