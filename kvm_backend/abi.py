@@ -36,6 +36,8 @@ ffi.cdef(
         uint32_t slot; uint32_t num_pages; uint64_t first_page; void *dirty_bitmap;
     };
     struct kvm_enable_cap { uint32_t cap; uint32_t flags; uint64_t args[4]; uint8_t pad[64]; };
+    struct kvm_pit_config { uint32_t flags; uint32_t pad[15]; };
+    struct kvm_reinject_control { uint8_t pit_reinject; uint8_t reserved[31]; };
     struct kvm_regs {
         uint64_t rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp;
         uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
@@ -138,6 +140,9 @@ KVM_SET_NR_MMU_PAGES = _io(0x44)
 KVM_SET_USER_MEMORY_REGION = _iow(0x46, "struct kvm_userspace_memory_region")
 KVM_SET_USER_MEMORY_REGION2 = _iow(0x49, "struct kvm_userspace_memory_region2")
 KVM_ENABLE_CAP = _iow(0xA3, "struct kvm_enable_cap")
+KVM_CREATE_IRQCHIP = _io(0x60)
+KVM_CREATE_PIT2 = _iow(0x77, "struct kvm_pit_config")
+KVM_REINJECT_CONTROL = _io(0x71)
 KVM_CLEAR_DIRTY_LOG = _iowr(0xC0, "struct kvm_clear_dirty_log")
 # vCPU
 KVM_RUN = _io(0x80)

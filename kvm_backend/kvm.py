@@ -205,6 +205,19 @@ class Vm(_Fd):
             ec.args[i] = a
         _ioctl(self.fd, abi.KVM_ENABLE_CAP, ec, "KVM_ENABLE_CAP", cap=cap, args=list(args))
 
+    # -- in-kernel devices --------------------------------------------------------------
+    def create_irqchip(self) -> None:
+        """The in-kernel PIC, IOAPIC and (per vCPU) LAPIC (before creating vCPUs)."""
+        _ioctl(self.fd, abi.KVM_CREATE_IRQCHIP, _ulong(0), "KVM_CREATE_IRQCHIP")
+
+    def create_pit(self, reinject: bool = False) -> None:
+        """The in-kernel PIT (ports 0x40-0x43 and the speaker port 0x61), after the
+        irqchip.  ``reinject=False``: ticks a vCPU missed are not delivered later (a
+        firmware's timeouts would otherwise run many times too fast after a stall)."""
+        _ioctl(self.fd, abi.KVM_CREATE_PIT2, ffi.new("struct kvm_pit_config *"), "KVM_CREATE_PIT2")
+        control = ffi.new("struct kvm_reinject_control *", {"pit_reinject": int(reinject)})
+        _ioctl(self.fd, abi.KVM_REINJECT_CONTROL, control, "KVM_REINJECT_CONTROL")
+
     # -- memslots -------------------------------------------------------------------------
     def slots(self) -> dict[int, Memslot]:
         return dict(self._slots)

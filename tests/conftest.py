@@ -28,7 +28,19 @@ def _qemu_reason() -> str | None:
     return None
 
 
-REASONS = {"kvm": KVM_REASON and f"needs /dev/kvm: {KVM_REASON}", "qemu": _qemu_reason()}
+def _seabios_reason() -> str | None:
+    if KVM_REASON is not None:
+        return f"needs /dev/kvm: {KVM_REASON}"
+    if not Path("/usr/share/seabios/bios-256k.bin").exists():
+        return "seabios not installed (Debian's seabios; .ci/run installs it)"
+    return None
+
+
+REASONS = {
+    "kvm": KVM_REASON and f"needs /dev/kvm: {KVM_REASON}",
+    "qemu": _qemu_reason(),
+    "seabios": _seabios_reason(),
+}
 """Per marker: why its tests cannot run here (None: they can, and must)."""
 _skipped: dict[str, list[str]] = {marker: [] for marker in REASONS}
 

@@ -9,7 +9,9 @@ Without /dev/kvm: the same topology changes (no vCPUs) on the simulated KVM,
 whose timeline shows which guest bytes each commit unmapped.
 
 ``flatview demo --race``: the bare memslot race instead (delete + create under
-running vCPUs, with and without pause_all).
+running vCPUs, with and without pause_all).  ``flatview demo --seabios``: real
+SeaBIOS (Debian's package) boots on the pc board, its debug console and each PAM
+commit's plan interleaved (:mod:`flatview.cli.pcboot.firmware`).
 """
 
 from __future__ import annotations
@@ -89,12 +91,38 @@ def race_on_kvm(updates: int = 500, vcpus: int = 4) -> int:
     return 0 if ok else 1
 
 
-def main(race: bool = False) -> int:
+def seabios_on_kvm() -> int:
+    """Real SeaBIOS boots on the pc board; its console and our commits interleaved."""
+    from flatview.cli.pcboot.firmware import FirmwareVmm, seabios_unavailable_reason
+
+    reason = seabios_unavailable_reason()
+    if reason is not None:
+        print(f"firmware mode needs SeaBIOS: {reason}")
+        return 2
+    vmm = FirmwareVmm(out=sys.stdout)
+    try:
+        result = vmm.run()
+    finally:
+        vmm.close()
+    ioctls = sum(r.plan.ioctls for r in result.commits)
+    qemu = sum(r.summary().qemu_ioctls for r in result.commits)
+    print(
+        f"\nSeaBIOS reached its boot prompt in {result.seconds:.1f} s; {len(result.commits)} PAM "
+        f"commits, {ioctls} ioctls (QEMU-style plan: {qemu})"
+    )
+    for stop in result.stops:
+        print("  stopped: " + stop)
+    return 0 if result.finished else 1
+
+
+def main(race: bool = False, seabios: bool = False) -> int:
     reason = kvm_unavailable_reason()
     if reason is not None:
         return simulated_pc_boot(reason)
     if race:
         return race_on_kvm()
+    if seabios:
+        return seabios_on_kvm()
     from flatview.cli.pcboot.__main__ import main as pcboot_main
 
     return pcboot_main([])

@@ -31,7 +31,8 @@ EPILOG = {
     "replay": "example: flatview replay example:pc-pam --backend sim",
     "map": "example: flatview map example:pc-pam@ example:pc-pam@writable-2 --html map.html",
     "stress": "example: flatview stress --vcpus 4 --transactions 500 --mode auto --seed 1",
-    "demo": "example: flatview demo\n         flatview demo --race",
+    "demo": "example: flatview demo\n         flatview demo --race\n"
+    "         flatview demo --seabios",
     "watch": "example: flatview watch --qmp /tmp/qmp.sock --count 4",
     "export": "example: flatview export --qmp /tmp/qmp.sock > machine.yaml\n"
     "         flatview show machine.yaml --flat",
@@ -376,7 +377,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from flatview.cli import demo
 
-    return demo.main(race=args.race)
+    return demo.main(race=args.race, seabios=args.seabios)
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -507,6 +508,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--race",
         action="store_true",
         help="show the bare memslot race (naive vs pause_all) instead",
+    )
+    de.add_argument(
+        "--seabios",
+        action="store_true",
+        help="boot real SeaBIOS (Debian's package) through the library instead",
     )
     de.set_defaults(func=cmd_demo)
     return p
