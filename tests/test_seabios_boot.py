@@ -14,8 +14,8 @@ pytestmark = pytest.mark.seabios
 MiB = 1 << 20
 
 
-def boot(mode: Mode = "auto") -> tuple[FirmwareBoot, FirmwareVmm]:
-    vmm = FirmwareVmm(ram_size=128 * MiB, mode=mode)
+def boot(mode: Mode = "auto", cpus: int = 4) -> tuple[FirmwareBoot, FirmwareVmm]:
+    vmm = FirmwareVmm(ram_size=128 * MiB, mode=mode, cpus=cpus)
     try:
         return vmm.run(timeout=60), vmm
     finally:
@@ -30,6 +30,7 @@ def test_seabios_boots_to_its_prompt_and_reports_the_board() -> None:
     assert "PCI: init bdf=00:00.0 id=8086:1237" in console  # our i440FX
     assert "PCI: init bdf=00:01.0 id=8086:7000" in console  # our PIIX3
     assert "0000000000100000 - 0000000008000000 = 1 RAM" in console  # 128 MiB from CMOS
+    assert "Found 4 cpu(s) max supported 4 cpu(s)" in console  # APs started by SeaBIOS
     # SeaBIOS's four PAM dword writes, as PcBoard.seabios_pam_sequence() has them
     expected = PcBoard(ram_size=128 * MiB, vga=False)
     for _label, addr, value in expected.seabios_pam_sequence():
@@ -39,7 +40,7 @@ def test_seabios_boots_to_its_prompt_and_reports_the_board() -> None:
 
 
 def test_each_firmware_commit_beats_qemus_plan_and_is_logged_where_it_happened() -> None:
-    result, _vmm = boot()
+    result, _vmm = boot(cpus=1)
     for report in result.commits:
         q = report.summary()
         assert report.plan.ioctls < q.qemu_ioctls

@@ -99,7 +99,7 @@ def seabios_on_kvm() -> int:
     if reason is not None:
         print(f"firmware mode needs SeaBIOS: {reason}")
         return 2
-    vmm = FirmwareVmm(out=sys.stdout)
+    vmm = FirmwareVmm(out=sys.stdout, cpus=4)
     try:
         result = vmm.run()
     finally:

@@ -154,10 +154,16 @@ class FirmwareBoot:
 
 
 class FirmwareVmm:
-    """A pc board with SeaBIOS in its flash, the devices above, one vCPU."""
+    """A pc board with SeaBIOS in its flash, the devices above, and ``cpus`` vCPUs
+    (the bootstrap processor runs SeaBIOS; it starts the others through the
+    in-kernel LAPIC itself)."""
 
     def __init__(
-        self, ram_size: int = 128 * MiB, mode: Mode = "auto", out: TextIO | None = None
+        self,
+        ram_size: int = 128 * MiB,
+        mode: Mode = "auto",
+        out: TextIO | None = None,
+        cpus: int = 1,
     ) -> None:
         reason = seabios_unavailable_reason()
         if reason is not None:
@@ -167,7 +173,7 @@ class FirmwareVmm:
         assert bios is not None
         bios.write(0, SEABIOS.read_bytes()[: bios.used_length])
         self.pci = PciConfig(self.board)
-        self.fw_cfg = FwCfg(cpus=1)
+        self.fw_cfg = FwCfg(cpus)
         self.cmos = Cmos(ram_size)
         self.out = out
         self.result = FirmwareBoot()
@@ -178,9 +184,10 @@ class FirmwareVmm:
         self.vm = self.kvm.create_vm(slot_zap_all=False)
         self.vm.create_irqchip()
         self.vm.create_pit(reinject=False)
-        vcpu = self.vm.create_vcpu(0)
-        vcpu.set_cpuid(self.kvm.supported_cpuid())
-        self.vcpus = [vcpu]
+        cpuid = self.kvm.supported_cpuid()
+        self.vcpus = [self.vm.create_vcpu(i) for i in range(cpus)]  # APs wait for SIPI
+        for vcpu in self.vcpus:
+            vcpu.set_cpuid(cpuid)
         self.runner = VcpuRunner(self.vcpus, self)
         self.kl = KvmMemoryListener(self.vm, self.board.memory, vcpus=self.runner, mode=mode)
 
