@@ -37,27 +37,31 @@ def render_key(child: Child) -> tuple[int, int]:
 
 
 class ChildIndex(Generic[C]):
-    __slots__ = ("_regions", "_starts", "_widest")
+    __slots__ = ("_keys", "_regions", "_starts", "_widest")
 
     def __init__(self, children: list[C]) -> None:
-        ordered = sorted(children, key=lambda c: c._addr)
+        ordered = sorted(children, key=lambda c: (c._addr, c._seq))
         self._starts = [c._addr for c in ordered]
+        self._keys = [(c._addr, c._seq) for c in ordered]
+        """(offset, insertion number): unique, so a removal finds its child by bisection
+        even among many children at one offset."""
         self._regions = ordered
         self._widest = max((c._size for c in ordered), default=0)
 
     def add(self, child: C) -> None:
-        i = bisect.bisect_right(self._starts, child._addr)
+        i = bisect.bisect_left(self._keys, (child._addr, child._seq))
         self._starts.insert(i, child._addr)
+        self._keys.insert(i, (child._addr, child._seq))
         self._regions.insert(i, child)
         if child._size > self._widest:
             self._widest = child._size
 
     def remove(self, child: C) -> None:
         """Drop ``child`` (indexed at its current offset)."""
-        i = bisect.bisect_left(self._starts, child._addr)
-        while self._regions[i] is not child:
-            i += 1
+        i = bisect.bisect_left(self._keys, (child._addr, child._seq))
+        assert self._regions[i] is child
         del self._starts[i]
+        del self._keys[i]
         del self._regions[i]
 
     def grew(self, size: int) -> None:

@@ -151,6 +151,8 @@ class MemoryRegion:
         """The aliases that show this region (a reverse map kept by their constructor)."""
         self._opaque: tuple[int, list[MemoryRegion]] | None = None
         self._index: ChildIndex[MemoryRegion] | None = None
+        self._live: ChildIndex[MemoryRegion] | None = None
+        """The same for the enabled children only (what a render can see)."""
         """Built on the first windowed lookup, then kept up to date by every change."""
         self._seq = 0
         """When it was last added to a parent (render order among equal priorities)."""
@@ -355,10 +357,23 @@ class MemoryRegion:
         found = self._index.find(lo, hi)
         return self._subregions if found is None else found
 
+    def _enabled_children_in(self, lo: int, hi: int) -> list[MemoryRegion]:
+        """As :meth:`_children_in`, but only enabled children are looked up by index
+        (a window over many disabled children — BARs parked by firmware — costs
+        nothing); callers still skip disabled ones in the full list."""
+        if len(self._subregions) <= INDEXED or (lo <= 0 and hi >= self._size):
+            return self._subregions
+        if self._live is None:
+            self._live = ChildIndex([c for c in self._subregions if c._enabled])
+        found = self._live.find(lo, hi)
+        return self._subregions if found is None else found
+
     def _insert_child(self, child: MemoryRegion) -> None:
         child._seq = next(_insertions)
         if self._index is not None:
             self._index.add(child)
+        if self._live is not None and child._enabled:
+            self._live.add(child)
         child._parent = self
         # render order: higher priority first, the newest first among equals
         i = bisect.bisect_left(self._subregions, render_key(child), key=render_key)
@@ -378,6 +393,8 @@ class MemoryRegion:
             ]
             if self._index is not None:
                 self._index.remove(child)
+            if self._live is not None and child._enabled:
+                self._live.remove(child)
             child._parent = None
             self.system._structure_changed()
             if self._enabled and child._enabled:
@@ -423,6 +440,12 @@ class MemoryRegion:
             return
         self.system._check_mutable(f"set_enabled({self.name!r})")
         with self.system.transaction():
+            live = self._parent._live if self._parent is not None else None
+            if live is not None:
+                if enabled:
+                    live.add(self)
+                else:
+                    live.remove(self)
             self._enabled = enabled
             self.system._damage(self)
             self.system._mark_pending()
@@ -476,8 +499,11 @@ class MemoryRegion:
         with self.system.transaction():
             self.system._damage(self)
             self._size = size
-            if self._parent is not None and self._parent._index is not None:
-                self._parent._index.grew(size)
+            parent = self._parent
+            if parent is not None:
+                for index in (parent._index, parent._live):
+                    if index is not None:
+                        index.grew(size)
             self.system._damage(self)
             self.system._structure_changed()
             self.system._mark_pending()

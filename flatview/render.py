@@ -97,7 +97,7 @@ def _render(
     if target is not None:
         _render(canvas, target, base - target._addr - mr._alias_offset, start, end, ro, nv, um)
         return
-    for child in mr._children_in(start - base, end - base):
+    for child in mr._enabled_children_in(start - base, end - base):
         child_start = base + child._addr
         if child._enabled and child_start < end and child_start + child._size > start:
             _render(canvas, child, base, start, end, ro, nv, um)
