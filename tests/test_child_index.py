@@ -13,7 +13,7 @@ SIZE = 0x10000
 
 ops = st.lists(
     st.tuples(
-        st.sampled_from(["add", "del", "move", "resize", "find"]),
+        st.sampled_from(["add", "del", "move", "resize", "toggle", "find"]),
         st.integers(0, 39),  # which child
         st.integers(0, SIZE // 0x100 - 1),  # an offset, in 0x100 units
         st.integers(1, 16),  # a size, in 0x100 units
@@ -45,11 +45,16 @@ def test_windowed_lookup_finds_exactly_the_children_that_meet_the_window(
             kid.set_address(off)
         elif op == "resize" and kid.parent is parent and kid.addr + size <= SIZE:
             kid.set_size(size)
+        elif op == "toggle":
+            kid.set_enabled(not kid.enabled)
         lo, hi = off, min(off + size * 4, SIZE)
         # the index may return more (then the caller clips), never fewer or out of order
         found = [c for c in parent._children_in(lo, hi) if c.addr < hi and c.addr + c.size > lo]
         expect = [c for c in parent.subregions if c.addr < hi and c.addr + c.size > lo]
         assert [c.name for c in found] == [c.name for c in expect]
+        # the index of enabled children: the same, less the disabled ones
+        live = [c for c in parent._enabled_children_in(lo, hi) if c.enabled and c in expect]
+        assert [c.name for c in live] == [c.name for c in expect if c.enabled]
 
 
 def test_children_found_by_the_index_come_in_render_order() -> None:
