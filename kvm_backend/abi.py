@@ -37,6 +37,7 @@ ffi.cdef(
     };
     struct kvm_enable_cap { uint32_t cap; uint32_t flags; uint64_t args[4]; uint8_t pad[64]; };
     struct kvm_pit_config { uint32_t flags; uint32_t pad[15]; };
+    struct kvm_mp_state { uint32_t mp_state; };
     struct kvm_reinject_control { uint8_t pit_reinject; uint8_t reserved[31]; };
     struct kvm_regs {
         uint64_t rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp;
@@ -141,6 +142,8 @@ KVM_SET_USER_MEMORY_REGION = _iow(0x46, "struct kvm_userspace_memory_region")
 KVM_SET_USER_MEMORY_REGION2 = _iow(0x49, "struct kvm_userspace_memory_region2")
 KVM_ENABLE_CAP = _iow(0xA3, "struct kvm_enable_cap")
 KVM_CREATE_IRQCHIP = _io(0x60)
+KVM_SET_MP_STATE = _iow(0x99, "struct kvm_mp_state")
+KVM_MP_STATE_RUNNABLE = 0
 KVM_CREATE_PIT2 = _iow(0x77, "struct kvm_pit_config")
 KVM_REINJECT_CONTROL = _io(0x71)
 KVM_CLEAR_DIRTY_LOG = _iowr(0xC0, "struct kvm_clear_dirty_log")

@@ -340,6 +340,12 @@ class Vcpu(_Fd):
     def set_sregs(self, sregs: Any) -> None:
         _ioctl(self.fd, abi.KVM_SET_SREGS, sregs, "KVM_SET_SREGS", vcpu=self.index)
 
+    def set_runnable(self) -> None:
+        """KVM_SET_MP_STATE runnable: a vCPU the in-kernel LAPIC holds halted (or
+        waiting for a SIPI) runs from its registers at the next KVM_RUN."""
+        state = ffi.new("struct kvm_mp_state *", {"mp_state": abi.KVM_MP_STATE_RUNNABLE})
+        _ioctl(self.fd, abi.KVM_SET_MP_STATE, state, "KVM_SET_MP_STATE", vcpu=self.index)
+
     def set_cpuid(self, cpuid: Any) -> None:
         _ioctl(self.fd, abi.KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2", vcpu=self.index)
 

@@ -3,10 +3,16 @@ real KVM; its PAM writes go through PcBoard and an unmodified KVM listener."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from flatview import PcBoard
 from flatview.cli.pcboot.firmware import DONE, FirmwareBoot, FirmwareVmm
+from flatview.cli.pcboot.handover_rom import ASSEMBLED, handover_rom
+from flatview.cli.pcboot.vmm import PcVmm
 from listeners import Mode
 
 pytestmark = pytest.mark.seabios
@@ -50,3 +56,39 @@ def test_each_firmware_commit_beats_qemus_plan_and_is_logged_where_it_happened()
     assert len(commits) == 4
     assert any(line.startswith("seabios: ") for line in lines[: commits[0]])  # POST began
     assert any(DONE in line for line in lines[commits[-1] :])  # ... and went on after
+
+
+def test_firmware_mode_hands_over_to_the_workload_on_every_vcpu() -> None:
+    """SeaBIOS on 4 vCPUs boots our option ROM, which hands the machine over; the
+    64-bit workload then reshapes memory (PAM, hotplug) under running workers."""
+    vmm = PcVmm(vcpus=4, iterations=2, log=None, firmware=True)
+    try:
+        r = vmm.run(timeout=60)
+    finally:
+        vmm.close()
+    assert "Found 4 cpu(s)" in r.firmware and "Booting from ROM..." in r.firmware
+    assert r.stops == [] and r.faults == 0
+    assert r.ok and r.checksums_match and r.dropped_writes == 2
+    assert all(n > 0 for n in r.worker_sweeps) and len(r.worker_sweeps) == 3
+    # SeaBIOS's 4 PAM commits, the handover's 2 (PAM back to reset), 8 per workload iteration
+    assert r.commits == 4 + 2 + 8 * 2
+
+
+@pytest.mark.skipif(shutil.which("as") is None, reason="binutils (as, objcopy) not installed")
+def test_the_handover_rom_bytes_match_their_source(tmp_path: Path) -> None:
+    src = Path(__file__).parent.parent / "flatview" / "cli" / "pcboot" / "handover.S"
+    subprocess.run(["as", "--32", "-o", str(tmp_path / "h.o"), str(src)], check=True)
+    subprocess.run(
+        ["objcopy", "-O", "binary", "-j", ".text", str(tmp_path / "h.o"), str(tmp_path / "h")],
+        check=True,
+    )
+    assert (tmp_path / "h").read_bytes() == ASSEMBLED
+
+
+def test_the_handover_rom_is_a_valid_pnp_option_rom() -> None:
+    rom = handover_rom()
+    assert rom[:3] == b"\x55\xaa\x01" and len(rom) == 512 and sum(rom) % 256 == 0
+    pnp = int.from_bytes(rom[0x1A:0x1C], "little")
+    assert rom[pnp : pnp + 4] == b"$PnP" and sum(rom[pnp : pnp + 32]) % 256 == 0
+    bev = int.from_bytes(rom[pnp + 26 : pnp + 28], "little")
+    assert rom[bev : bev + 6] == bytes([0xBA, 0x13, 0x05, 0xB0, 0x01, 0xEE])  # out 0x513

@@ -1,6 +1,8 @@
 """``flatview demo``: a pc-like VMM boots through live memory-topology changes.
 
-With /dev/kvm: the pcboot VMM (:mod:`flatview.cli.pcboot`) — 4 vCPUs, the boot vCPU shadowing the
+With /dev/kvm: the pcboot VMM (:mod:`flatview.cli.pcboot`) — where Debian's SeaBIOS
+is installed, in firmware mode: SeaBIOS boots first and our option ROM hands over —
+4 vCPUs, the boot vCPU shadowing the
 BIOS through SeaBIOS's PAM writes and growing / shrinking hotplug RAM while three
 workers execute and read inside the ranges being reshaped; each commit's plan is
 printed as QEMU trace lines, then the guest's own report.
@@ -124,7 +126,14 @@ def main(race: bool = False, seabios: bool = False) -> int:
     if seabios:
         return seabios_on_kvm()
     from flatview.cli.pcboot.__main__ import main as pcboot_main
+    from flatview.cli.pcboot.firmware import seabios_unavailable_reason
 
+    missing = seabios_unavailable_reason()
+    if missing is None:
+        print("firmware mode: real SeaBIOS boots on 4 vCPUs, then our option ROM hands over")
+        print("to the 64-bit workload, which reshapes memory while the workers run.\n")
+        return pcboot_main(["--firmware"])
+    print(f"pcboot without firmware ({missing}): the workload starts at once.\n")
     return pcboot_main([])
 
 

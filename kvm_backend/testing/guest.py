@@ -87,10 +87,17 @@ def _segment(seg: Any, selector: int, *, code: bool, dpl: int) -> None:
 
 
 def enter_user_mode(
-    kvm: Kvm, vcpu: Vcpu, rip: int, regs: dict[str, int] | None = None, cpuid: Any = None
+    kvm: Kvm,
+    vcpu: Vcpu,
+    rip: int,
+    regs: dict[str, int] | None = None,
+    cpuid: Any = None,
+    *,
+    keep_cpuid: bool = False,
 ) -> None:
     """Put ``vcpu`` in 64-bit mode at CPL3 at ``rip`` with ``regs`` (rdi, rsi, r8, ...)."""
-    vcpu.set_cpuid(cpuid if cpuid is not None else kvm.supported_cpuid())
+    if not keep_cpuid:  # KVM refuses a new CPUID once the vCPU has run (firmware handover)
+        vcpu.set_cpuid(cpuid if cpuid is not None else kvm.supported_cpuid())
     sregs = vcpu.get_sregs()
     _segment(sregs.cs, SEL_USER_CODE, code=True, dpl=3)
     for seg in (sregs.ds, sregs.es, sregs.fs, sregs.gs, sregs.ss):

@@ -1,4 +1,5 @@
-"""``python -m flatview.cli.pcboot [--vcpus N] [--mode M] [--iterations K] [--quiet]``"""
+"""``python -m flatview.cli.pcboot [--vcpus N] [--mode M] [--iterations K] [--quiet]
+[--firmware]``"""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", default="auto", choices=("auto", "optimistic", "quiesce", "naive"))
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--quiet", action="store_true", help="no per-commit log")
+    p.add_argument(
+        "--firmware",
+        action="store_true",
+        help="boot real SeaBIOS first; our option ROM hands over to the workload",
+    )
     args = p.parse_args(argv)
     reason = kvm_unavailable_reason()
     if reason is not None:
@@ -21,7 +27,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from flatview.cli.pcboot.vmm import PcVmm
 
-    vmm = PcVmm(args.vcpus, args.mode, args.iterations, None if args.quiet else sys.stdout)
+    vmm = PcVmm(
+        args.vcpus,
+        args.mode,
+        args.iterations,
+        None if args.quiet else sys.stdout,
+        firmware=args.firmware,
+    )
     try:
         r = vmm.run()
     finally:

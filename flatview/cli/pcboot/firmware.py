@@ -11,8 +11,9 @@ The devices SeaBIOS needs, and nothing more:
   the machine for QEMU; no BARs (they read back 0); absent functions read all ones;
 * fw_cfg, port interface only (0x510 16-bit selector, 0x511 data): the signature
   ``QEMU`` (key 0x0000), interface ID 1, no DMA (0x0001), the vCPU count (0x0005),
-  no boot menu (0x000e), the maximum vCPU count (0x000f) and an empty file
-  directory (0x0019);
+  no boot menu (0x000e), the maximum vCPU count (0x000f) and the file directory
+  (0x0019; our option ROM as ``genroms/flatview.bin`` when the workload follows);
+* the handover port 0x513: our option ROM writes it once SeaBIOS boots it;
 * CMOS/RTC at 0x70/0x71: RAM above 16 MiB in 64 KiB units at 0x34/0x35 (SeaBIOS
   reads it there when fw_cfg has no ``etc/e820``), status registers A/B/D;
 * the debug console at 0x402 (what SeaBIOS prints; reads back 0xe9), port 0x92;
@@ -29,19 +30,22 @@ from __future__ import annotations
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, TextIO
 
 import attrs
 
 from flatview import PcBoard
-from kvm_backend import IoExit, Kvm, MmioExit, StopExit, VcpuRunner, VcpuThread
+from flatview.cli.pcboot.handover_rom import FILE
+from kvm_backend import IoExit, Kvm, MmioExit, StopExit, Vcpu, VcpuRunner, VcpuThread, Vm
 from listeners import CommitReport, KvmMemoryListener, Mode
 
 MiB = 1 << 20
 SEABIOS = Path("/usr/share/seabios/bios-256k.bin")
 """Debian's SeaBIOS build for 256 KiB flash (the one QEMU's pc machine uses)."""
 DONE = "No bootable device"
+HANDOVER_PORT = 0x513
 
 
 def seabios_unavailable_reason() -> str | None:
@@ -105,15 +109,21 @@ class PciConfig:
 class FwCfg:
     """fw_cfg's port interface with the few items SeaBIOS reads on this board."""
 
-    def __init__(self, cpus: int) -> None:
+    FIRST_FILE = 0x0020
+
+    def __init__(self, cpus: int, files: dict[str, bytes] | None = None) -> None:
         self.items = {
             0x0000: b"QEMU",
             0x0001: struct.pack("<I", 1),  # interface: traditional, no DMA
             0x0005: struct.pack("<H", cpus),
             0x000E: struct.pack("<H", 0),  # no boot menu
             0x000F: struct.pack("<H", cpus),
-            0x0019: struct.pack(">I", 0),  # the file directory: empty
         }
+        directory = struct.pack(">I", len(files or {}))  # big-endian, as QEMU's
+        for key, (name, data) in enumerate((files or {}).items(), self.FIRST_FILE):
+            directory += struct.pack(">IHH", len(data), key, 0) + name.encode().ljust(56, b"\0")
+            self.items[key] = data
+        self.items[0x0019] = directory
         self.key = 0
         self.offset = 0
 
@@ -137,6 +147,80 @@ class Cmos:
         self.bytes[0x30] = self.bytes[0x31] = 0xFF  # extended memory (KiB): at least 63 MiB
         self.bytes[0x0A], self.bytes[0x0B], self.bytes[0x0D] = 0x26, 0x02, 0x80
         self.index = 0
+
+
+class FirmwareDevices:
+    """The devices above, for one board: ``io`` serves SeaBIOS's port accesses.
+    ``on_config`` runs after each PCI configuration write (a PAM write commits),
+    ``on_line`` for each line of the debug console; ``handover`` is set when our
+    option ROM asks the VMM to take over."""
+
+    def __init__(
+        self,
+        board: PcBoard,
+        ram_size: int,
+        cpus: int,
+        on_config: Callable[[], None],
+        on_line: Callable[[str], None],
+        option_rom: bytes | None = None,
+    ) -> None:
+        self.pci = PciConfig(board)
+        files = {FILE: option_rom} if option_rom is not None else {}
+        self.fw_cfg = FwCfg(cpus, files)
+        self.cmos = Cmos(ram_size)
+        self.on_config = on_config
+        self.on_line = on_line
+        self.console = ""
+        self._line = ""
+        self.handover = threading.Event()
+
+    def io(self, exit: IoExit) -> bytes | None:
+        p, n = exit.port, exit.size * exit.count
+        if exit.is_write:
+            data = exit.data[:n]
+            if p == 0xCF8 or 0xCFC <= p <= 0xCFF:
+                self.pci.write(p, data[: exit.size])
+                self.on_config()
+            elif p == 0x510:
+                self.fw_cfg.select(int.from_bytes(data[:2], "little"))
+            elif p == 0x70:
+                self.cmos.index = data[0] & 0x7F
+            elif p == 0x402:
+                self._console(data.decode("latin-1"))
+            elif p == HANDOVER_PORT:
+                self.handover.set()
+            return None
+        if p == 0xCF8 or 0xCFC <= p <= 0xCFF:
+            return self.pci.read(p, exit.size).to_bytes(exit.size, "little") * exit.count
+        if p == 0x511:
+            return self.fw_cfg.read(n)
+        if p == 0x71:
+            return bytes([self.cmos.bytes[self.cmos.index]]) * n
+        if p == 0x402:
+            return b"\xe9" * n
+        if p == 0x92:
+            return b"\x02" * n  # A20 on
+        return b"\xff" * n
+
+    def _console(self, text: str) -> None:
+        self.console += text
+        self._line += text
+        while "\n" in self._line:
+            line, self._line = self._line.split("\n", 1)
+            self.on_line(line)
+
+
+def start_kvm(kvm: Kvm, cpus: int) -> tuple[Vm, list[Vcpu]]:
+    """A VM with the in-kernel irqchip and PIT (no tick re-injection) and ``cpus``
+    vCPUs in their reset state (the APs wait for the firmware's SIPI)."""
+    vm = kvm.create_vm(slot_zap_all=False)
+    vm.create_irqchip()
+    vm.create_pit(reinject=False)
+    cpuid = kvm.supported_cpuid()
+    vcpus = [vm.create_vcpu(i) for i in range(cpus)]
+    for vcpu in vcpus:
+        vcpu.set_cpuid(cpuid)
+    return vm, vcpus
 
 
 @attrs.define
@@ -172,52 +256,21 @@ class FirmwareVmm:
         bios = self.board.bios.ram_block
         assert bios is not None
         bios.write(0, SEABIOS.read_bytes()[: bios.used_length])
-        self.pci = PciConfig(self.board)
-        self.fw_cfg = FwCfg(cpus)
-        self.cmos = Cmos(ram_size)
         self.out = out
         self.result = FirmwareBoot()
-        self._line = ""
         self._done = threading.Event()
         self._lock = threading.Lock()
+        self._reported = 0
+        self.devices = FirmwareDevices(self.board, ram_size, cpus, self._commits, self._console)
         self.kvm = Kvm()
-        self.vm = self.kvm.create_vm(slot_zap_all=False)
-        self.vm.create_irqchip()
-        self.vm.create_pit(reinject=False)
-        cpuid = self.kvm.supported_cpuid()
-        self.vcpus = [self.vm.create_vcpu(i) for i in range(cpus)]  # APs wait for SIPI
-        for vcpu in self.vcpus:
-            vcpu.set_cpuid(cpuid)
+        self.vm, self.vcpus = start_kvm(self.kvm, cpus)
         self.runner = VcpuRunner(self.vcpus, self)
         self.kl = KvmMemoryListener(self.vm, self.board.memory, vcpus=self.runner, mode=mode)
+        self._reported = len(self.kl.reports)
 
     # -- the exit handler ---------------------------------------------------------------
     def io(self, vcpu: VcpuThread, exit: IoExit) -> bytes | None:
-        p, n = exit.port, exit.size * exit.count
-        if exit.is_write:
-            data = exit.data[:n]
-            if p == 0xCF8 or 0xCFC <= p <= 0xCFF:
-                before = len(self.kl.reports)
-                self.pci.write(p, data[: exit.size])
-                self._commits(before)
-            elif p == 0x510:
-                self.fw_cfg.select(int.from_bytes(data[:2], "little"))
-            elif p == 0x70:
-                self.cmos.index = data[0] & 0x7F
-            elif p == 0x402:
-                self._console(data.decode("latin-1"))
-            return None
-        if p == 0xCF8 or 0xCFC <= p <= 0xCFF:
-            return self.pci.read(p, exit.size).to_bytes(exit.size, "little") * exit.count
-        if p == 0x511:
-            return self.fw_cfg.read(n)
-        if p == 0x71:
-            return bytes([self.cmos.bytes[self.cmos.index]]) * n
-        if p == 0x402:
-            return b"\xe9" * n
-        if p == 0x92:
-            return b"\x02" * n  # A20 on
-        return b"\xff" * n
+        return self.devices.io(exit)
 
     def mmio(self, vcpu: VcpuThread, exit: MmioExit) -> bytes | None:
         return None if exit.is_write else b"\xff" * exit.length
@@ -234,21 +287,18 @@ class FirmwareVmm:
         if self.out is not None:
             print(line, file=self.out)
 
-    def _console(self, text: str) -> None:
+    def _console(self, line: str) -> None:
         with self._lock:
-            self.result.console += text
-            self._line += text
-            while "\n" in self._line:
-                line, self._line = self._line.split("\n", 1)
-                self._emit(f"seabios: {line}")
-                if DONE in line:
-                    self._done.set()
+            self._emit(f"seabios: {line}")
+            if DONE in line:
+                self._done.set()
 
-    def _commits(self, before: int) -> None:
+    def _commits(self) -> None:
         with self._lock:
-            for report in self.kl.reports[before:]:
+            for report in self.kl.reports[self._reported :]:
                 self.result.commits.append(report)
                 self._emit(f"  commit {len(self.result.commits)}: {report.line()}")
+            self._reported = len(self.kl.reports)
 
     # -- running -----------------------------------------------------------------------
     def run(self, timeout: float = 60.0) -> FirmwareBoot:
@@ -257,6 +307,7 @@ class FirmwareVmm:
         self.runner.start()
         self.result.finished = self._done.wait(timeout) and not self.result.stops
         self.result.seconds = time.monotonic() - t0
+        self.result.console = self.devices.console
         return self.result
 
     def close(self) -> None:

@@ -21,7 +21,9 @@ from typing import TextIO
 import attrs
 
 from flatview import AccessError, MmioOps, PcBoard
+from flatview.cli.pcboot.firmware import SEABIOS, FirmwareDevices, start_kvm
 from flatview.cli.pcboot.guest import BOOT
+from flatview.cli.pcboot.handover_rom import handover_rom
 from kvm_backend import IoExit, Kvm, MmioExit, SimVm, StopExit, Vcpu, VcpuRunner, VcpuThread
 from kvm_backend.testing import guest
 from kvm_backend.testing import guest_code as gc
@@ -49,6 +51,8 @@ class Report:
     worker_sweeps: list[int] = attrs.field(factory=list)
     stops: list[str] = attrs.field(factory=list)
     iterations: int = 0
+    firmware: str = ""
+    """What SeaBIOS printed on its debug console (firmware mode)."""
 
     @property
     def checksums_match(self) -> bool:
@@ -74,7 +78,10 @@ class PcVmm:
         mode: Mode = "auto",
         iterations: int = 3,
         log: TextIO | None = sys.stdout,
+        firmware: bool = False,
     ) -> None:
+        """``firmware``: SeaBIOS (Debian's package) boots first; our option ROM then
+        hands the machine over and the workload below runs on every vCPU."""
         self.report = Report(iterations=iterations)
         self.log = log
         self.lock = threading.Lock()
@@ -86,15 +93,35 @@ class PcVmm:
         )
         self.hotplug = self.board.system.ram("hotplug-ram", 2 * MiB, max_size=8 * MiB)
         self.board.root.add_subregion(HOTPLUG_GPA, self.hotplug)
-        self._load_images()
         self.kvm = Kvm()
-        self.vm = self.kvm.create_vm(slot_zap_all=False)  # a delete zaps only its slot
-        vcpu_list = [self.vm.create_vcpu(i) for i in range(vcpus)]
+        self.iterations = iterations
+        self.firmware: FirmwareDevices | None = None
+        self._seen = 0
+        if firmware:
+            bios = self.board.bios.ram_block
+            assert bios is not None
+            bios.write(0, SEABIOS.read_bytes()[: bios.used_length])
+            self.firmware = FirmwareDevices(
+                self.board,
+                self.board.ram.size,
+                vcpus,
+                self._firmware_commit,
+                self._firmware_line,
+                handover_rom(),
+            )
+            self.vm, vcpu_list = start_kvm(self.kvm, vcpus)
+        else:
+            self._load_images()
+            self.vm = self.kvm.create_vm(slot_zap_all=False)  # a delete zaps only its slot
+            vcpu_list = [self.vm.create_vcpu(i) for i in range(vcpus)]
+        self.vcpu_list = vcpu_list
         self.runner = VcpuRunner(vcpu_list, self)
         self.kl = KvmMemoryListener(self.vm, self.board.memory, vcpus=self.runner, mode=mode)
+        self._seen = len(self.kl.reports)
         # the same commits, planned as QEMU's listener would, on a simulated KVM
         self.qemu = KvmMemoryListener(SimVm(), self.board.memory, qemu_like=True)
-        self._start_vcpus(vcpu_list, iterations)
+        if not firmware:
+            self._start_vcpus(vcpu_list, iterations)
         self._cf8 = 0
 
     # -- setup -------------------------------------------------------------------------
@@ -124,11 +151,18 @@ class PcVmm:
             0x506: sum(off ^ 0xA5A5A5A5 for off in range(0, 2 * MiB, 8)) & 0xFFFFFFFF,
         }
 
-    def _start_vcpus(self, vcpus: list[Vcpu], iterations: int) -> None:
+    def _start_vcpus(self, vcpus: list[Vcpu], iterations: int, keep_cpuid: bool = False) -> None:
+        """Every vCPU into the 64-bit workload at CPL3 (``keep_cpuid``: they ran
+        SeaBIOS already, with the CPUID they keep)."""
         cpuid = self.kvm.supported_cpuid()
         boot, *workers = vcpus
         guest.enter_user_mode(
-            self.kvm, boot, guest.CODE, {"r15": iterations, "r14": guest.STOP_FLAG}, cpuid
+            self.kvm,
+            boot,
+            guest.CODE,
+            {"r15": iterations, "r14": guest.STOP_FLAG},
+            cpuid,
+            keep_cpuid=keep_cpuid,
         )
         for w in workers:
             guest.enter_user_mode(
@@ -144,6 +178,7 @@ class PcVmm:
                     "r12": guest.progress_addr(w.index),
                 },
                 cpuid,
+                keep_cpuid=keep_cpuid,
             )
 
     # -- devices (called on vCPU threads) -------------------------------------------------
@@ -152,6 +187,7 @@ class PcVmm:
             self.report.vga_writes += 1
 
     def _commit_hook(self, before: int) -> None:
+        self._seen = len(self.kl.reports)
         for rep in self.kl.reports[before:]:
             self.report.commits += 1
             self.report.ioctls += rep.plan.ioctls
@@ -164,7 +200,38 @@ class PcVmm:
                 for op in rep.plan.ops:
                     print("    " + trace_line(op), file=self.log)
 
+    def _firmware_commit(self) -> None:
+        self._commit_hook(self._seen)
+
+    def _firmware_line(self, line: str) -> None:
+        self.report.firmware += line + "\n"
+        if self.log:
+            print(f"seabios: {line}", file=self.log)
+
+    def _handover(self) -> None:
+        """Our option ROM asked for the machine: every vCPU paused, PAM back to its
+        reset state (the workload shadows the BIOS itself), the workload's images
+        written, every vCPU started in it, resumed."""
+        assert self.firmware is not None
+        self.runner.pause_all()
+        try:
+            before = len(self.kl.reports)
+            for _label, addr, _value in self.board.seabios_pam_sequence()[:2]:
+                self.board.write_config(addr, bytes(4))
+            self._commit_hook(before)
+            self._load_images()
+            self._start_vcpus(self.vcpu_list, self.iterations, keep_cpuid=True)
+            for vcpu in self.vcpu_list:
+                vcpu.set_runnable()  # out of SeaBIOS's halt loop or its wait for SIPI
+            self.firmware = None
+            if self.log:
+                print("handover: the workload runs on every vCPU", file=self.log)
+        finally:
+            self.runner.resume_all()
+
     def io(self, vcpu: VcpuThread, exit: IoExit) -> bytes | None:
+        if self.firmware is not None:
+            return self.firmware.io(exit)
         value = int.from_bytes(exit.data[:4], "little") if exit.data else 0
         port = exit.port
         if port == 0xCF8:
@@ -217,6 +284,11 @@ class PcVmm:
     def run(self, timeout: float = 60.0) -> Report:
         self.runner.start()
         try:
+            if self.firmware is not None:
+                if not self.firmware.handover.wait(timeout):
+                    self.report.stops.append("SeaBIOS never booted the handover ROM")
+                    return self.report
+                self._handover()
             self.runner.wait(timeout)
         finally:
             self.runner.stop()
