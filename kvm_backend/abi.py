@@ -38,6 +38,8 @@ ffi.cdef(
     struct kvm_enable_cap { uint32_t cap; uint32_t flags; uint64_t args[4]; uint8_t pad[64]; };
     struct kvm_pit_config { uint32_t flags; uint32_t pad[15]; };
     struct kvm_mp_state { uint32_t mp_state; };
+    struct kvm_msr_entry { uint32_t index; uint32_t reserved; uint64_t data; };
+    struct kvm_msrs { uint32_t nmsrs; uint32_t pad; struct kvm_msr_entry entries[]; };
     struct kvm_reinject_control { uint8_t pit_reinject; uint8_t reserved[31]; };
     struct kvm_regs {
         uint64_t rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp;
@@ -144,6 +146,9 @@ KVM_ENABLE_CAP = _iow(0xA3, "struct kvm_enable_cap")
 KVM_CREATE_IRQCHIP = _io(0x60)
 KVM_SET_MP_STATE = _iow(0x99, "struct kvm_mp_state")
 KVM_MP_STATE_RUNNABLE = 0
+KVM_MP_STATE_UNINITIALIZED = 1
+"""An application processor waiting for INIT and SIPI."""
+KVM_SET_MSRS = _iow(0x89, "struct kvm_msrs")
 KVM_CREATE_PIT2 = _iow(0x77, "struct kvm_pit_config")
 KVM_REINJECT_CONTROL = _io(0x71)
 KVM_CLEAR_DIRTY_LOG = _iowr(0xC0, "struct kvm_clear_dirty_log")

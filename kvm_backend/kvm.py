@@ -343,8 +343,23 @@ class Vcpu(_Fd):
     def set_runnable(self) -> None:
         """KVM_SET_MP_STATE runnable: a vCPU the in-kernel LAPIC holds halted (or
         waiting for a SIPI) runs from its registers at the next KVM_RUN."""
-        state = ffi.new("struct kvm_mp_state *", {"mp_state": abi.KVM_MP_STATE_RUNNABLE})
+        self.set_mp_state(abi.KVM_MP_STATE_RUNNABLE)
+
+    def set_mp_state(self, mp_state: int) -> None:
+        """KVM_SET_MP_STATE (with the in-kernel irqchip): ``KVM_MP_STATE_RUNNABLE``, or
+        ``KVM_MP_STATE_UNINITIALIZED`` for an AP that waits for INIT and SIPI."""
+        state = ffi.new("struct kvm_mp_state *", {"mp_state": mp_state})
         _ioctl(self.fd, abi.KVM_SET_MP_STATE, state, "KVM_SET_MP_STATE", vcpu=self.index)
+
+    def set_msrs(self, msrs: dict[int, int]) -> None:
+        """KVM_SET_MSRS: every MSR in ``msrs`` (index -> value) or a KvmError."""
+        buf = ffi.new("struct kvm_msrs *", {"nmsrs": len(msrs), "entries": len(msrs)})
+        for i, (index, value) in enumerate(msrs.items()):
+            buf.entries[i].index = index
+            buf.entries[i].data = value
+        done = _ioctl(self.fd, abi.KVM_SET_MSRS, buf, "KVM_SET_MSRS", vcpu=self.index)
+        if done != len(msrs):
+            raise KvmError("KVM_SET_MSRS", _errno.EINVAL, vcpu=self.index, set=done)
 
     def set_cpuid(self, cpuid: Any) -> None:
         _ioctl(self.fd, abi.KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2", vcpu=self.index)

@@ -58,20 +58,30 @@ def test_each_firmware_commit_beats_qemus_plan_and_is_logged_where_it_happened()
     assert any(DONE in line for line in lines[commits[-1] :])  # ... and went on after
 
 
-def test_firmware_mode_hands_over_to_the_workload_on_every_vcpu() -> None:
+def test_firmware_mode_hands_over_runs_the_workload_and_posts_again_after_a_reset() -> None:
     """SeaBIOS on 4 vCPUs boots our option ROM, which hands the machine over; the
-    64-bit workload then reshapes memory (PAM, hotplug) under running workers."""
+    64-bit workload reshapes memory (PAM, hotplug) under running workers, then asks
+    for a reset through 0xcf9; SeaBIOS runs a second POST up to our ROM again."""
     vmm = PcVmm(vcpus=4, iterations=2, log=None, firmware=True)
     try:
         r = vmm.run(timeout=60)
     finally:
         vmm.close()
-    assert "Found 4 cpu(s)" in r.firmware and "Booting from ROM..." in r.firmware
+    out = r.firmware
+    assert out.count("Found 4 cpu(s) max supported 4 cpu(s)") == 2  # once per POST
+    assert out.count("Booting from ROM...") == 2  # our ROM's hand-off, twice
+    assert "SeaBIOS (version 1." in out
     assert r.stops == [] and r.faults == 0
+    # the workload's own report: checksums, writes to the read-only shadow dropped
     assert r.ok and r.checksums_match and r.dropped_writes == 2
-    assert all(n > 0 for n in r.worker_sweeps) and len(r.worker_sweeps) == 3
-    # SeaBIOS's 4 PAM commits, the handover's 2 (PAM back to reset), 8 per workload iteration
-    assert r.commits == 4 + 2 + 8 * 2
+    assert len(r.worker_sweeps) == 3 and all(n > 0 for n in r.worker_sweeps)
+    # each POST: SeaBIOS's four PAM dword writes, as the board's sequence has them,
+    # the slot table equal to the rendered view after each
+    sequence = [(addr, value) for _label, addr, value in vmm.board.seabios_pam_sequence()]
+    assert r.posts == [sequence, sequence]
+    assert r.in_sync == [True] * 8
+    # 4 + the handover's 2 (PAM back to reset) + 8 per workload iteration + 4
+    assert r.commits == 4 + 2 + 8 * 2 + 4
 
 
 @pytest.mark.skipif(shutil.which("as") is None, reason="binutils (as, objcopy) not installed")

@@ -115,6 +115,9 @@ iter:
     mov qword ptr [r14], 1       /* stop the workers, then report done */
     mov dx, 0x512
     out dx, eax
+    mov al, 0x06                 /* then ask for a reset (firmware mode: a second POST) */
+    mov dx, 0xcf9
+    out dx, al
 6:  jmp 6b
 banner:
     .asciz "flatview pcboot: shadowing BIOS\n"

@@ -32,13 +32,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar, TextIO
+from typing import Any, ClassVar, TextIO
 
 import attrs
 
 from flatview import PcBoard
 from flatview.cli.pcboot.handover_rom import FILE
 from kvm_backend import IoExit, Kvm, MmioExit, StopExit, Vcpu, VcpuRunner, VcpuThread, Vm
+from kvm_backend.abi import KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_UNINITIALIZED
 from listeners import CommitReport, KvmMemoryListener, Mode
 
 MiB = 1 << 20
@@ -66,6 +67,8 @@ class PciConfig:
     def __init__(self, board: PcBoard) -> None:
         self.board = board
         self.address = 0
+        self.last_write: tuple[int, bytes] = (0, b"")
+        """The host bridge's last configuration write: (register, bytes)."""
 
     def _space(self, dev: int, fn: int) -> bytes | None:
         ids = self.FUNCTIONS.get((dev, fn))
@@ -103,6 +106,7 @@ class PciConfig:
             return
         target = self._target(port)
         if target is not None and target[:2] == (0, 0):
+            self.last_write = (target[2], data)
             self.board.write_config(target[2], data)  # PAM: one commit per write
 
 
@@ -173,9 +177,12 @@ class FirmwareDevices:
         self.console = ""
         self._line = ""
         self.handover = threading.Event()
+        self.exits: dict[int, int] = {}
+        """Port exits the firmware made, by port."""
 
     def io(self, exit: IoExit) -> bytes | None:
         p, n = exit.port, exit.size * exit.count
+        self.exits[p] = self.exits.get(p, 0) + 1
         if exit.is_write:
             data = exit.data[:n]
             if p == 0xCF8 or 0xCFC <= p <= 0xCFF:
@@ -208,6 +215,44 @@ class FirmwareDevices:
         while "\n" in self._line:
             line, self._line = self._line.split("\n", 1)
             self.on_line(line)
+
+
+KVMCLOCK_MSRS = (0x11, 0x12, 0x4B564D00, 0x4B564D01)
+"""kvmclock's wall-clock and system-time MSRs, old and new numbers."""
+
+
+def _real_mode_segment(seg: Any, selector: int, base: int, code: bool) -> None:
+    seg.selector, seg.base, seg.limit = selector, base, 0xFFFF
+    seg.type = 0xB if code else 0x3
+    seg.present, seg.s, seg.dpl, seg.db, seg.l, seg.g = 1, 1, 0, 0, 0, 0
+    seg.avl = seg.unusable = 0
+
+
+def reset_vcpu(vcpu: Vcpu, bootstrap: bool) -> None:
+    """As a reset leaves a vCPU: real mode at F000:FFF0 (the bootstrap processor)
+    or waiting for INIT and SIPI (an AP); kvmclock off first, or KVM keeps writing
+    its clock into the page the firmware gave it (0xe8c20, in the BIOS shadow)."""
+    vcpu.set_msrs(dict.fromkeys(KVMCLOCK_MSRS, 0))
+    sregs = vcpu.get_sregs()
+    _real_mode_segment(sregs.cs, 0xF000, 0xFFFF0000, code=True)
+    for seg in (sregs.ds, sregs.es, sregs.fs, sregs.gs, sregs.ss):
+        _real_mode_segment(seg, 0, 0, code=False)
+    sregs.tr.selector, sregs.tr.base, sregs.tr.limit, sregs.tr.type = 0, 0, 0xFFFF, 0xB
+    sregs.tr.present, sregs.tr.s = 1, 0
+    sregs.ldt.selector, sregs.ldt.base, sregs.ldt.limit, sregs.ldt.type = 0, 0, 0xFFFF, 0x2
+    sregs.ldt.present, sregs.ldt.s = 1, 0
+    sregs.gdt.base, sregs.gdt.limit = 0, 0xFFFF
+    sregs.idt.base, sregs.idt.limit = 0, 0xFFFF
+    sregs.cr0, sregs.cr2, sregs.cr3, sregs.cr4, sregs.efer = 0x60000010, 0, 0, 0, 0
+    vcpu.set_sregs(sregs)
+    regs = vcpu.get_regs()
+    for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp"):
+        setattr(regs, name, 0)
+    for k in range(8, 16):
+        setattr(regs, f"r{k}", 0)
+    regs.rip, regs.rflags = 0xFFF0, 0x2
+    vcpu.set_regs(regs)
+    vcpu.set_mp_state(KVM_MP_STATE_RUNNABLE if bootstrap else KVM_MP_STATE_UNINITIALIZED)
 
 
 def start_kvm(kvm: Kvm, cpus: int) -> tuple[Vm, list[Vcpu]]:

@@ -21,13 +21,14 @@ from typing import TextIO
 import attrs
 
 from flatview import AccessError, MmioOps, PcBoard
-from flatview.cli.pcboot.firmware import SEABIOS, FirmwareDevices, start_kvm
+from flatview.cli.pcboot.firmware import SEABIOS, FirmwareDevices, reset_vcpu, start_kvm
 from flatview.cli.pcboot.guest import BOOT
 from flatview.cli.pcboot.handover_rom import handover_rom
 from kvm_backend import IoExit, Kvm, MmioExit, SimVm, StopExit, Vcpu, VcpuRunner, VcpuThread
 from kvm_backend.testing import guest
 from kvm_backend.testing import guest_code as gc
-from listeners import KvmMemoryListener, Mode, trace_line
+from listeners import KvmMemoryListener, Mode, desired_mappings, trace_line
+from listeners.slot_layout import SlotMapping
 
 MiB = 1 << 20
 HOTPLUG_GPA = 0x40000000
@@ -53,6 +54,10 @@ class Report:
     iterations: int = 0
     firmware: str = ""
     """What SeaBIOS printed on its debug console (firmware mode)."""
+    posts: list[list[tuple[int, int]]] = attrs.field(factory=list)
+    """Per POST (firmware mode): SeaBIOS's PAM writes (register, value), one commit each."""
+    in_sync: list[bool] = attrs.field(factory=list)
+    """After each firmware commit: the slot table maps exactly what the view renders."""
 
     @property
     def checksums_match(self) -> bool:
@@ -96,20 +101,17 @@ class PcVmm:
         self.kvm = Kvm()
         self.iterations = iterations
         self.firmware: FirmwareDevices | None = None
+        self.firmware_mode = firmware
+        self.workload_done = threading.Event()
+        self.reset_requested = threading.Event()
         self._seen = 0
         if firmware:
             bios = self.board.bios.ram_block
             assert bios is not None
             bios.write(0, SEABIOS.read_bytes()[: bios.used_length])
-            self.firmware = FirmwareDevices(
-                self.board,
-                self.board.ram.size,
-                vcpus,
-                self._firmware_commit,
-                self._firmware_line,
-                handover_rom(),
-            )
             self.vm, vcpu_list = start_kvm(self.kvm, vcpus)
+            self.vcpu_list = vcpu_list
+            self.firmware = self._new_post()
         else:
             self._load_images()
             self.vm = self.kvm.create_vm(slot_zap_all=False)  # a delete zaps only its slot
@@ -201,12 +203,57 @@ class PcVmm:
                     print("    " + trace_line(op), file=self.log)
 
     def _firmware_commit(self) -> None:
-        self._commit_hook(self._seen)
+        before = self._seen
+        self._commit_hook(before)
+        if self.firmware is not None and len(self.kl.reports) > before:
+            reg, data = self.firmware.pci.last_write
+            self.report.posts[-1].append((reg, int.from_bytes(data, "little")))
+            want = desired_mappings(self.board.memory.flatview)
+            self.report.in_sync.append(_pages([s.mapping for s in self.kl.slots]) == _pages(want))
 
     def _firmware_line(self, line: str) -> None:
         self.report.firmware += line + "\n"
         if self.log:
             print(f"seabios: {line}", file=self.log)
+
+    def _new_post(self) -> FirmwareDevices:
+        """The devices SeaBIOS meets on a (re)boot, with our option ROM to hand over."""
+        self.report.posts.append([])
+        return FirmwareDevices(
+            self.board,
+            self.board.ram.size,
+            len(self.vcpu_list),
+            self._firmware_commit,
+            self._firmware_line,
+            handover_rom(),
+        )
+
+    def _reset(self) -> None:
+        """The workload asked for a reset (0xcf9): every vCPU paused, PAM back to its
+        reset state through the board, SeaBIOS back in the flash, every vCPU reset
+        (kvmclock off, the BSP at the reset vector, the APs waiting for SIPI);
+        SeaBIOS then runs a second POST."""
+        self.runner.pause_all()
+        try:
+            buf = self.board.ram.ram_block.buffer()  # type: ignore[union-attr]
+            self.report.worker_sweeps = [  # before the POST reuses that memory
+                struct.unpack_from("<Q", buf, guest.progress_addr(i))[0]
+                for i in range(1, len(self.vcpu_list))
+            ]
+            before = len(self.kl.reports)
+            for _label, addr, _value in self.board.seabios_pam_sequence()[:2]:
+                self.board.write_config(addr, bytes(4))
+            self._commit_hook(before)
+            bios = self.board.bios.ram_block
+            assert bios is not None
+            bios.write(0, SEABIOS.read_bytes()[: bios.used_length])
+            for vcpu in self.vcpu_list:
+                reset_vcpu(vcpu, bootstrap=vcpu.index == 0)
+            self.firmware = self._new_post()
+            if self.log:
+                print("reset: SeaBIOS runs again", file=self.log)
+        finally:
+            self.runner.resume_all()
 
     def _handover(self) -> None:
         """Our option ROM asked for the machine: every vCPU paused, PAM back to its
@@ -249,12 +296,17 @@ class PcVmm:
         elif 0x502 <= port <= 0x506:
             self.report.checksums.setdefault(port, []).append(value)
         elif port == 0x512:
-            vcpu.stop()
+            if self.firmware_mode:
+                self.workload_done.set()  # a reset request follows
+            else:
+                vcpu.stop()
+        elif port == 0xCF9 and exit.is_write and value & 0x04:
+            self.reset_requested.set()
         elif port == gc.PORT_REPORT:
             with self.lock:
                 self.report.faults += 1
-        elif port == gc.PORT_DONE:
-            vcpu.stop()
+        elif port == gc.PORT_DONE and not self.firmware_mode:
+            vcpu.stop()  # (in firmware mode the workers spin until the reset)
         return None if exit.is_write else b"\xff" * (exit.size * exit.count)
 
     def mmio(self, vcpu: VcpuThread, exit: MmioExit) -> bytes | None:
@@ -284,11 +336,8 @@ class PcVmm:
     def run(self, timeout: float = 60.0) -> Report:
         self.runner.start()
         try:
-            if self.firmware is not None:
-                if not self.firmware.handover.wait(timeout):
-                    self.report.stops.append("SeaBIOS never booted the handover ROM")
-                    return self.report
-                self._handover()
+            if self.firmware_mode:
+                return self._run_firmware(timeout)
             self.runner.wait(timeout)
         finally:
             self.runner.stop()
@@ -300,6 +349,24 @@ class PcVmm:
         self.report.qemu_ioctls = sum(r.plan.ioctls for r in self.qemu.reports[1:])
         return self.report
 
+    def _run_firmware(self, timeout: float) -> Report:
+        """SeaBIOS's POST, the handover, the workload, its reset, a second POST up to
+        the handover again (the runner is stopped by ``run``)."""
+        assert self.firmware is not None
+        if not self.firmware.handover.wait(timeout):
+            self.report.stops.append("SeaBIOS never booted the handover ROM")
+            return self.report
+        self._handover()
+        if not self.reset_requested.wait(timeout):
+            self.report.stops.append("the workload never asked for a reset")
+            return self.report
+        self._reset()
+        assert self.firmware is not None
+        if not self.firmware.handover.wait(timeout):
+            self.report.stops.append("the second POST never reached the handover ROM")
+        self.report.qemu_ioctls = sum(r.plan.ioctls for r in self.qemu.reports[1:])
+        return self.report
+
     def close(self) -> None:
         for t in self.runner.threads:
             t.vcpu.close()
@@ -307,3 +374,8 @@ class PcVmm:
         self.kvm.close()
         for mr in (self.board.ram, self.board.bios, self.board.option_rom, self.hotplug):
             mr.close()
+
+
+def _pages(mappings: list[SlotMapping]) -> dict[int, tuple[int, int]]:
+    """gpa page -> (host address, flags): what a slot table maps, page by page."""
+    return {g: (m.hva + (g - m.gpa), m.flags) for m in mappings for g in range(m.gpa, m.end, 4096)}
