@@ -216,6 +216,15 @@ class PcVmm:
         if self.log:
             print(f"seabios: {line}", file=self.log)
 
+    def _pam_to_reset(self) -> None:
+        """Every PAM register back to 0 (all segments to PCI), as after a reset: the
+        two config dwords SeaBIOS writes, zeroed through the board (one commit each
+        that changes something)."""
+        before = len(self.kl.reports)
+        for _label, addr, _value in self.board.seabios_pam_sequence()[:2]:
+            self.board.write_config(addr, bytes(4))
+        self._commit_hook(before)
+
     def _new_post(self) -> FirmwareDevices:
         """The devices SeaBIOS meets on a (re)boot, with our option ROM to hand over."""
         self.report.posts.append([])
@@ -240,10 +249,7 @@ class PcVmm:
                 struct.unpack_from("<Q", buf, guest.progress_addr(i))[0]
                 for i in range(1, len(self.vcpu_list))
             ]
-            before = len(self.kl.reports)
-            for _label, addr, _value in self.board.seabios_pam_sequence()[:2]:
-                self.board.write_config(addr, bytes(4))
-            self._commit_hook(before)
+            self._pam_to_reset()
             bios = self.board.bios.ram_block
             assert bios is not None
             bios.write(0, SEABIOS.read_bytes()[: bios.used_length])
@@ -262,10 +268,7 @@ class PcVmm:
         assert self.firmware is not None
         self.runner.pause_all()
         try:
-            before = len(self.kl.reports)
-            for _label, addr, _value in self.board.seabios_pam_sequence()[:2]:
-                self.board.write_config(addr, bytes(4))
-            self._commit_hook(before)
+            self._pam_to_reset()
             self._load_images()
             self._start_vcpus(self.vcpu_list, self.iterations, keep_cpuid=True)
             for vcpu in self.vcpu_list:
