@@ -450,8 +450,10 @@ class KvmMemoryListener(ListenerBase):
         if self.tree_aware and want:
             if len(wins) > 8:
                 self._cut_points()  # many windows: one cached walk of the whole tree is cheaper
-            for lo, hi in wins:  # the edges too: a piece there may absorb a neighbour
-                cuts.extend(self._cut_points(lo, hi + 1))
+            for lo, hi in wins:
+                # the edges too, and regions that only touch them: a piece there may
+                # absorb a neighbour unless the tree still cuts at that edge
+                cuts.extend(self._cut_points(max(lo - 1, 0), hi + 1))
         outside = _Outside(self._slots, slots)
         # slot ids in the order the whole plan would try them: the ones it sees, the
         # unused ones, then the never used ones
