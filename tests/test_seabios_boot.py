@@ -87,3 +87,21 @@ def test_the_handover_rom_is_a_valid_pnp_option_rom() -> None:
     assert rom[pnp : pnp + 4] == b"$PnP" and sum(rom[pnp : pnp + 32]) % 256 == 0
     bev = int.from_bytes(rom[pnp + 26 : pnp + 28], "little")
     assert rom[bev : bev + 6] == bytes([0xBA, 0x13, 0x05, 0xB0, 0x01, 0xEE])  # out 0x513
+
+
+def test_without_a_valid_handover_rom_the_vmm_reports_it_and_closes_cleanly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SeaBIOS skips a ROM without the 55 AA signature and stops at its prompt: the
+    run ends at its timeout with the reason, nothing hangs, everything closes."""
+    import flatview.cli.pcboot.vmm as vmm_module
+
+    monkeypatch.setattr(vmm_module, "handover_rom", lambda: bytes(512))
+    vmm = PcVmm(vcpus=2, iterations=1, log=None, firmware=True)
+    try:
+        r = vmm.run(timeout=8)
+    finally:
+        vmm.close()
+    assert r.stops == ["SeaBIOS never booted the handover ROM"]
+    assert DONE in r.firmware and "Booting from ROM" not in r.firmware
+    assert r.commits == 4 and r.in_sync == [True] * 4  # its four PAM commits, in sync

@@ -255,6 +255,14 @@ def reset_vcpu(vcpu: Vcpu, bootstrap: bool) -> None:
     vcpu.set_mp_state(KVM_MP_STATE_RUNNABLE if bootstrap else KVM_MP_STATE_UNINITIALIZED)
 
 
+def load_seabios(board: PcBoard) -> None:
+    """SeaBIOS's image into the board's flash (at power-on, and again at a reset:
+    the workload overwrites the flash with its own pattern)."""
+    bios = board.bios.ram_block
+    assert bios is not None
+    bios.write(0, SEABIOS.read_bytes()[: bios.used_length])
+
+
 def start_kvm(kvm: Kvm, cpus: int) -> tuple[Vm, list[Vcpu]]:
     """A VM with the in-kernel irqchip and PIT (no tick re-injection) and ``cpus``
     vCPUs in their reset state (the APs wait for the firmware's SIPI)."""
@@ -298,9 +306,7 @@ class FirmwareVmm:
         if reason is not None:
             raise FileNotFoundError(reason)
         self.board = PcBoard(ram_size=ram_size, vga=False)
-        bios = self.board.bios.ram_block
-        assert bios is not None
-        bios.write(0, SEABIOS.read_bytes()[: bios.used_length])
+        load_seabios(self.board)
         self.out = out
         self.result = FirmwareBoot()
         self._done = threading.Event()

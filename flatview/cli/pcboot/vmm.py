@@ -21,7 +21,12 @@ from typing import TextIO
 import attrs
 
 from flatview import AccessError, MmioOps, PcBoard
-from flatview.cli.pcboot.firmware import SEABIOS, FirmwareDevices, reset_vcpu, start_kvm
+from flatview.cli.pcboot.firmware import (
+    FirmwareDevices,
+    load_seabios,
+    reset_vcpu,
+    start_kvm,
+)
 from flatview.cli.pcboot.guest import BOOT
 from flatview.cli.pcboot.handover_rom import handover_rom
 from kvm_backend import IoExit, Kvm, MmioExit, SimVm, StopExit, Vcpu, VcpuRunner, VcpuThread
@@ -102,21 +107,18 @@ class PcVmm:
         self.iterations = iterations
         self.firmware: FirmwareDevices | None = None
         self.firmware_mode = firmware
-        self.workload_done = threading.Event()
         self.reset_requested = threading.Event()
         self._seen = 0
         if firmware:
-            bios = self.board.bios.ram_block
-            assert bios is not None
-            bios.write(0, SEABIOS.read_bytes()[: bios.used_length])
+            load_seabios(self.board)
             self.vm, vcpu_list = start_kvm(self.kvm, vcpus)
-            self.vcpu_list = vcpu_list
-            self.firmware = self._new_post()
         else:
             self._load_images()
             self.vm = self.kvm.create_vm(slot_zap_all=False)  # a delete zaps only its slot
             vcpu_list = [self.vm.create_vcpu(i) for i in range(vcpus)]
         self.vcpu_list = vcpu_list
+        if firmware:
+            self.firmware = self._new_post()
         self.runner = VcpuRunner(vcpu_list, self)
         self.kl = KvmMemoryListener(self.vm, self.board.memory, vcpus=self.runner, mode=mode)
         self._seen = len(self.kl.reports)
@@ -250,9 +252,7 @@ class PcVmm:
                 for i in range(1, len(self.vcpu_list))
             ]
             self._pam_to_reset()
-            bios = self.board.bios.ram_block
-            assert bios is not None
-            bios.write(0, SEABIOS.read_bytes()[: bios.used_length])
+            load_seabios(self.board)
             for vcpu in self.vcpu_list:
                 reset_vcpu(vcpu, bootstrap=vcpu.index == 0)
             self.firmware = self._new_post()
@@ -299,9 +299,7 @@ class PcVmm:
         elif 0x502 <= port <= 0x506:
             self.report.checksums.setdefault(port, []).append(value)
         elif port == 0x512:
-            if self.firmware_mode:
-                self.workload_done.set()  # a reset request follows
-            else:
+            if not self.firmware_mode:  # (in firmware mode a reset request follows)
                 vcpu.stop()
         elif port == 0xCF9 and exit.is_write and value & 0x04:
             self.reset_requested.set()
